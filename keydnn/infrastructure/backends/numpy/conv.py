@@ -39,7 +39,7 @@ def conv2d_output_hw(op: str, x_shape: tuple, w_shape: tuple, stride: Pair, padd
     dh, dw = _check_pair(op, "dilation", dilation, 1)
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ShapeError(op, f"groups must be a positive int, got {groups!r}")
-    n, c, h, w = x_shape
+    _, c, h, w = x_shape
     o, cg, kh, kw = w_shape
     if c % groups or o % groups:
         raise ShapeError(op, f"groups={groups} must divide in_channels={c} and out_channels={o}")
@@ -140,7 +140,7 @@ def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, w_shape: tuple, stride
     oh, ow = conv2d_output_hw(op, x.shape, w_shape, stride, padding, dilation, groups)
     check_float_pair(op, gy, x)
     n = x.shape[0]
-    o, cg, kh, kw = w_shape
+    o, _, kh, kw = w_shape
     check_grad_shape(op, gy, (n, o, oh, ow))
     cols = _im2col(x, (kh, kw), stride, padding, dilation, groups, (oh, ow))
     g = gy.reshape(n, groups, o // groups, oh * ow)

@@ -52,8 +52,8 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
     op = "max_pool2d_forward"
     oh, ow = pool2d_output_hw(op, x.shape, kernel, stride, padding)
     check_float(op, x)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    h, w = x.shape[2:]
+    kw, (sh, sw), (ph, pw) = kernel[1], stride, padding
+    w = x.shape[3]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf) if ph or pw else x
     best = np.full(x.shape[:2] + (oh, ow), -np.inf, dtype=x.dtype)
     # Start from each window's first real cell so an all -inf window still points inside the image.
