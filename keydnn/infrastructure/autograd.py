@@ -1,0 +1,187 @@
+"""Reverse-mode autograd: Function (an op's forward and backward), Context (a graph node), backward, no_grad.
+
+An op subclasses Function and writes ``forward(ctx, *storages, **params) -> storage`` and
+``backward(ctx, grad) -> tuple`` (one gradient storage or None per positional input). ``Function.apply``
+unwraps Tensors, checks that they share one device, picks the kernel table for it (``ctx.k``) and records
+the node when a gradient is needed. ``backward`` walks the graph with an explicit stack, so depth is bounded
+only by memory, never by Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from keydnn.domain.errors import AutogradError, DeviceMismatchError
+from keydnn.infrastructure.backends import kernels_for
+
+Tensor: Any = None  # set by keydnn.infrastructure.tensor._tensor (which imports this module first)
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _GradMode.enabled
+
+
+class no_grad:
+    """Context manager and decorator: ops inside record no graph (as in PyTorch)."""
+
+    _target = False
+
+    def __enter__(self) -> None:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = self._target
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    _target = True
+
+
+class Context:
+    """One node of the graph: the Function, its inputs (``parents``), what forward saved, the kernel table.
+
+    Ops may set further attributes (shapes, params) on it for their backward.
+    """
+
+    __slots__ = ("k", "fn", "parents", "saved", "versions", "needs_grad", "freed", "__dict__")
+
+    def __init__(self, k: Any) -> None:
+        self.k = k
+        self.saved: tuple = ()
+        self.freed = False
+
+    def save(self, *items: Any) -> None:
+        self.saved = items
+
+
+class Function:
+    """Base of every op. Subclasses give ``forward`` and ``backward``; ``differentiable = False`` for masks."""
+
+    differentiable = True
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **params: Any) -> Any:
+        device = None
+        need = False
+        data = []
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a._device
+                if device is None:
+                    device = d
+                elif d is not device:
+                    raise DeviceMismatchError(cls.__name__, "operands are on different devices", *args)
+                need = need or a.requires_grad
+                data.append(a._data)
+            else:
+                data.append(a)
+        ctx = Context(kernels_for(device))
+        out = cls.forward(ctx, *data, **params)
+        if need and _GradMode.enabled and cls.differentiable:
+            ctx.fn = cls
+            ctx.parents = args
+            ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
+            ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
+            return Tensor._make(out, device, True, ctx)
+        return Tensor._make(out, device, False, None)
+
+
+def _topological_order(root: Context) -> list[Context]:
+    """Nodes reachable from ``root``, every node after all nodes that consume its output (iterative DFS)."""
+    order: list[Context] = []
+    seen: set[int] = set()
+    stack: list[tuple[Context, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in node.parents:
+            parent = getattr(p, "_node", None)
+            if parent is not None and id(parent) not in seen:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _accumulate_leaf(leaf: Any, grad: Any, k: Any) -> None:
+    if leaf.grad is None:  # contiguous and owned: a broadcast view would alias or be read-only
+        leaf.grad = Tensor._make(k.ascontiguousarray(grad), leaf._device, False, None)
+    else:  # out of place: a gradient storage may be shared with another input
+        leaf.grad._data = k.add(leaf.grad._data, grad)
+
+
+def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    if not root.requires_grad:
+        raise AutogradError(f"backward: tensor of shape {root.shape} does not require grad")
+    k = kernels_for(root._device)
+    if grad is None:
+        if root.numel() != 1:
+            raise AutogradError(f"backward: output of shape {root.shape} is not a scalar; pass a gradient "
+                                "of the same shape (e.g. y.backward(Tensor.ones_like(y)))")
+        g = k.full(root.shape, 1.0, root.dtype)
+    else:
+        g = grad._data if isinstance(grad, Tensor) else k.from_host(np.asarray(grad, dtype=root.dtype))
+        if tuple(g.shape) != root.shape:
+            raise AutogradError(f"backward: gradient shape {tuple(g.shape)} != output shape {root.shape}")
+        if isinstance(grad, Tensor) and grad._device is not root._device:
+            raise DeviceMismatchError("backward", "gradient is on another device", root, grad)
+    if root._node is None:
+        _accumulate_leaf(root, g, k)
+        return
+    grads = {id(root._node): g}
+    for node in _topological_order(root._node):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node.freed:
+            raise AutogradError(f"backward: the graph through {node.fn.__name__} was already freed by an "
+                                "earlier backward; call backward(retain_graph=True) the first time")
+        for p, version in zip(node.parents, node.versions):
+            if isinstance(p, Tensor) and p._version != version:
+                raise AutogradError(f"backward: an input of {node.fn.__name__} (shape {p.shape}) was "
+                                    "modified in place after it was used; gradients would be wrong")
+        in_grads = node.fn.backward(node, g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        for p, gi, needed in zip(node.parents, in_grads, node.needs_grad):
+            if gi is None or not needed:
+                continue
+            if p._node is None:
+                _accumulate_leaf(p, gi, kernels_for(p._device))
+            else:
+                key = id(p._node)
+                prev = grads.get(key)
+                grads[key] = gi if prev is None else p._node.k.add(prev, gi)
+        if not retain_graph:
+            node.saved = ()
+            node.freed = True
+            node.__dict__.clear()

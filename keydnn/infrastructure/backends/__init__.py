@@ -1,0 +1,108 @@
+"""Kernel tables by device: the NumPy reference, the native CPU table (NumPy's with native overrides), CUDA.
+
+``kernels_for(device)`` is the only place that looks at a device type. The CPU table is chosen by
+``KEYDNN_CPU_BACKEND`` (``native``, the default when the library loads, or ``numpy``) and can be forced for
+a block with ``use_cpu_backend("numpy")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+from keydnn.domain.errors import DeviceNotSupportedError, KeyDNNError
+
+CPU_BACKENDS = ("native", "numpy")
+
+
+class _Tables:
+    numpy: Any = None
+    native: Any = None
+    native_error: str | None = None
+    cpu: Any = None
+    cuda: dict[int, Any] = {}
+
+
+def numpy_table() -> Any:
+    if _Tables.numpy is None:
+        from keydnn.infrastructure.backends import numpy as np_backend
+        _Tables.numpy = np_backend.table()
+    return _Tables.numpy
+
+
+def native_table() -> Any | None:
+    """The NumPy table with every kernel the native CPU library provides replaced; None if it is missing."""
+    if _Tables.native is None and _Tables.native_error is None:
+        try:
+            from keydnn.infrastructure.backends import native_cpu
+            overrides = native_cpu.overrides()
+        except (ImportError, OSError, KeyDNNError) as exc:
+            _Tables.native_error = str(exc)
+            return None
+        merged = dict(vars(numpy_table()))
+        merged.update(overrides)
+        merged["name"] = "native"
+        merged["native_kernels"] = tuple(sorted(overrides))
+        _Tables.native = SimpleNamespace(**merged)
+    return _Tables.native
+
+
+def _select_cpu(name: str) -> Any:
+    if name not in CPU_BACKENDS:
+        raise ValueError(f"CPU backend must be one of {CPU_BACKENDS}, got {name!r}")
+    if name == "numpy":
+        return numpy_table()
+    table = native_table()
+    if table is None:
+        if os.environ.get("KEYDNN_CPU_BACKEND") == "native":
+            raise DeviceNotSupportedError("native CPU backend", "cpu", _Tables.native_error or "")
+        warnings.warn("KeyDNN: native CPU library not loaded, using the NumPy kernels "
+                      f"({_Tables.native_error}); build it with `nox -s build_native`", RuntimeWarning,
+                      stacklevel=3)
+        return numpy_table()
+    return table
+
+
+def cpu_table() -> Any:
+    if _Tables.cpu is None:
+        _Tables.cpu = _select_cpu(os.environ.get("KEYDNN_CPU_BACKEND", "native"))
+    return _Tables.cpu
+
+
+def cpu_backend_name() -> str:
+    return getattr(cpu_table(), "name", "numpy")
+
+
+@contextlib.contextmanager
+def use_cpu_backend(name: str) -> Iterator[Any]:
+    """Force the CPU kernel table ("numpy" or "native") inside the block; yields the table."""
+    previous = cpu_table()
+    _Tables.cpu = _select_cpu(name)
+    try:
+        yield _Tables.cpu
+    finally:
+        _Tables.cpu = previous
+
+
+def cuda_table(index: int) -> Any:
+    table = _Tables.cuda.get(index)
+    if table is None:
+        from keydnn.infrastructure.backends import cuda
+        if not cuda.is_available():
+            raise DeviceNotSupportedError("cuda", f"cuda:{index}", cuda.unavailable_reason())
+        if index >= cuda.device_count():
+            raise DeviceNotSupportedError("cuda", f"cuda:{index}",
+                                          f"this machine has {cuda.device_count()} CUDA device(s)")
+        table = _Tables.cuda[index] = cuda.table(index)
+    return table
+
+
+def kernels_for(device: Any) -> Any:
+    """The kernel table for a Device (None means the CPU)."""
+    if device is None or device.index is None:
+        return _Tables.cpu if _Tables.cpu is not None else cpu_table()
+    return cuda_table(device.index)

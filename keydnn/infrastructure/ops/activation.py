@@ -1,0 +1,68 @@
+"""Softmax, log-softmax and dropout (the activations that are not plain elementwise ops)."""
+
+from __future__ import annotations
+
+from keydnn.infrastructure.autograd import Function
+from keydnn.infrastructure.ops._util import normalize_axis, require_float
+from keydnn.infrastructure.tensor._tensor import Tensor, next_seed
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, a, *, axis):
+        y = ctx.k.softmax(a, axis)
+        ctx.saved = (y, axis)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        y, axis = ctx.saved
+        k = ctx.k
+        gy = k.multiply(g, y)  # dx = y * (g - sum(g * y))
+        return (k.subtract(gy, k.multiply(y, k.sum(gy, axis, True))),)
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, a, *, axis):
+        y = ctx.k.log_softmax(a, axis)
+        ctx.saved = (y, axis)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        y, axis = ctx.saved
+        k = ctx.k
+        return (k.subtract(g, k.multiply(k.exp(y), k.sum(g, axis, True))),)
+
+
+def softmax(a: Tensor, axis: int = -1) -> Tensor:
+    require_float("softmax", a)
+    return Softmax.apply(a, axis=normalize_axis(axis, a.ndim, "softmax", a)[0])
+
+
+def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+    require_float("log_softmax", a)
+    return LogSoftmax.apply(a, axis=normalize_axis(axis, a.ndim, "log_softmax", a)[0])
+
+
+class Dropout(Function):
+    @staticmethod
+    def forward(ctx, a, *, p, seed):
+        mask = ctx.k.dropout_mask(a.shape, p, a.dtype, seed)
+        ctx.saved = (mask,)
+        return ctx.k.multiply(a, mask)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (ctx.k.multiply(g, ctx.saved[0]),)
+
+
+def dropout(a: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return a
+    require_float("dropout", a)
+    return Dropout.apply(a, p=float(p), seed=next_seed())
