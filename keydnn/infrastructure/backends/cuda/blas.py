@@ -1,0 +1,142 @@
+"""cuBLAS matrix products on CudaArray with NumPy matmul semantics (batched, broadcast batch dims).
+
+Row-major C = A @ B is computed as the column-major C^T = B^T A^T; operands whose last two axes are
+transposed-contiguous become CUBLAS_OP_T instead of a copy. TF32 is opt-in through ``set_tf32``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+
+from . import _cublas, _cudart, storage
+from .storage import CudaArray
+
+_DTYPES = {np.dtype(np.float32): _cublas.CUDA_R_32F, np.dtype(np.float64): _cublas.CUDA_R_64F}
+_INT_MAX = 2**31 - 1
+
+_tf32 = False
+_handles: dict[int, list[int]] = {}  # device -> [handle, math mode currently set on it]
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let float32 matmul (and cuDNN convolution) use TF32 tensor cores: faster, ~1e-3 relative error."""
+    global _tf32
+    _tf32 = bool(enabled)
+
+
+def tf32_enabled() -> bool:
+    return _tf32
+
+
+def _handle(device: int, math_mode: int) -> int:
+    entry = _handles.get(device)
+    if entry is None:
+        entry = _handles[device] = [_cublas.create_handle(), -1]
+    if entry[1] != math_mode:
+        _cublas.call("matmul", "cublasSetMathMode", entry[0], math_mode)
+        entry[1] = math_mode
+    return entry[0]
+
+
+def _layout(rows: int, cols: int, rs: int, cs: int) -> tuple[int, int] | None:
+    """(cuBLAS op, leading dim) for a row-major (rows, cols) view with element strides (rs, cs), or None.
+
+    In column-major terms a row-major matrix is its own transpose, so rows-contiguous maps to OP_N and
+    columns-contiguous (a transposed view) to OP_T. Strides of length-1 axes are never read.
+    """
+    if rows == 0 or cols == 0:
+        return _cublas.OP_N, max(cols, 1)
+    if (cols == 1 or cs == 1) and (rows == 1 or rs >= cols):
+        return _cublas.OP_N, rs if rows > 1 else cols
+    if (rows == 1 or rs == 1) and (cols == 1 or cs >= rows):
+        return _cublas.OP_T, cs if cols > 1 else rows
+    return None
+
+
+def _matrix(x: CudaArray) -> tuple[CudaArray, int, int]:
+    """``x`` itself when its last two axes suit cuBLAS, else a contiguous copy; with its (op, ld)."""
+    rows, cols = x.shape[-2:]
+    found = _layout(rows, cols, x.strides[-2], x.strides[-1])
+    if found is None:
+        x = storage.contiguous(x)
+        found = _layout(rows, cols, x.strides[-2], x.strides[-1])
+    return x, found[0], found[1]
+
+
+def _batch_strides(x: CudaArray, batch: tuple[int, ...]) -> list[int]:
+    """Element strides of ``x``'s batch axes broadcast to ``batch`` (0 where broadcast)."""
+    own = x.shape[:-2]
+    pad = len(batch) - len(own)
+    return [0 if i < pad or own[i - pad] == 1 else x.strides[i - pad] for i in range(len(batch))]
+
+
+def _collapse(sizes: list[int], *strides: list[int]) -> list[tuple[int, ...]]:
+    """Merge adjacent batch axes that every operand walks with one stride: [(size, stride_0, ...), ...]."""
+    dims = [(n, *(s[i] for s in strides)) for i, n in enumerate(sizes) if n != 1]
+    merged: list[tuple[int, ...]] = []
+    for d in dims:
+        if merged and all(p == q * d[0] for p, q in zip(merged[-1][1:], d[1:])):
+            merged[-1] = (merged[-1][0] * d[0], *d[1:])
+        else:
+            merged.append(d)
+    return merged
+
+
+def _check(a: CudaArray, b: CudaArray) -> None:
+    if a.device != b.device:
+        raise DeviceMismatchError("matmul", "operands are on different devices", a, b)
+    if a.dtype != b.dtype or a.dtype not in _DTYPES:
+        raise DTypeError("matmul", "operands must share a dtype, float32 or float64", a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ShapeError("matmul", "the CUDA kernel takes operands of at least 2 dimensions", a, b)
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError("matmul", f"inner sizes differ ({a.shape[-1]} vs {b.shape[-2]})", a, b)
+
+
+def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
+    """``a @ b`` for operands of >= 2 dimensions, float32 or float64, on one device."""
+    _check(a, b)
+    try:
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:
+        raise ShapeError("matmul", "batch dimensions do not broadcast", a, b) from None
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    out = storage.empty(batch + (m, n), a.dtype, a.device)
+    if out.size == 0:
+        return out
+    a, op_a, lda = _matrix(a)
+    b, op_b, ldb = _matrix(b)
+    dims = _collapse(list(batch), _batch_strides(a, batch), _batch_strides(b, batch), list(out.strides[:-2]))
+    # A batch of row-major A against one shared B is a single taller GEMM (as torch does).
+    if dims and op_a == _cublas.OP_N and dims[-1][2] == 0 and dims[-1][1] == m * lda \
+            and dims[-1][0] * m <= _INT_MAX:
+        m *= dims.pop()[0]
+    if max(m, n, k, lda, ldb) > _INT_MAX:
+        raise ShapeError("matmul", "a matrix dimension exceeds cuBLAS's 32-bit limit", a, b)
+
+    dtype = _DTYPES[a.dtype]
+    tf32 = _tf32 and dtype == _cublas.CUDA_R_32F
+    compute = {_cublas.CUDA_R_32F: _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F,
+               _cublas.CUDA_R_64F: _cublas.COMPUTE_64F}[dtype]
+    _cudart.set_device(a.device)
+    handle = _handle(a.device, _cublas.TF32_TENSOR_OP_MATH if tf32 else _cublas.DEFAULT_MATH)
+    one, zero = _cublas.ONE_ZERO[dtype]
+    size = a.itemsize
+    inner = dims.pop() if dims else (1, 0, 0, 0)
+    for idx in itertools.product(*(range(d[0]) for d in dims)):
+        offs = [sum(i * d[j] for i, d in zip(idx, dims)) * size for j in (1, 2, 3)]
+        pa, pb, pc = a.ptr + offs[0], b.ptr + offs[1], out.ptr + offs[2]
+        # column-major: C^T (n x m) = op(B^T) (n x k) @ op(A^T) (k x m)
+        if inner[0] == 1:
+            _cublas.call("matmul", "cublasGemmEx", handle, op_b, op_a, n, m, k, one, pb, dtype, ldb,
+                         pa, dtype, lda, zero, pc, dtype, n, compute, _cublas.GEMM_DEFAULT)
+        else:
+            _cublas.call("matmul", "cublasGemmStridedBatchedEx", handle, op_b, op_a, n, m, k, one,
+                         pb, dtype, ldb, inner[2], pa, dtype, lda, inner[1], zero,
+                         pc, dtype, n, inner[3], inner[0], compute, _cublas.GEMM_DEFAULT)
+    return out
+

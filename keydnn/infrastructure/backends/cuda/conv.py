@@ -1,0 +1,174 @@
+"""cuDNN 2-D convolution kernels on CudaArray (NCHW): forward, gradient of the input, gradient of the weight.
+
+Each (direction, shapes, dtype, params, math) gets a plan once: descriptors and an algorithm picked by
+cudnnFind*AlgorithmEx (or cuDNN's heuristics when KEYDNN_CUDNN_FIND=0), cached for the process.
+Workspace comes from the caching allocator. float32 uses FMA math unless blas.set_tf32(True).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+
+from ..numpy.conv import check_grad_shape, conv2d_output_hw
+from . import _cudart, _cudnn, allocator, blas, storage
+from .allocator import Block
+from .storage import CudaArray
+
+_DTYPES = {np.dtype(np.float32): _cudnn.DATA_FLOAT, np.dtype(np.float64): _cudnn.DATA_DOUBLE}
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    descs: tuple[int, int, int, int]  # (a, b, conv, c) in the direction's cuDNN argument order
+    algo: int
+    workspace_bytes: int
+
+
+_plans: dict[tuple, _Plan] = {}
+_bias_descs: dict[tuple, tuple[int, int]] = {}  # (dtype, shape) -> tensor descriptors for cudnnAddTensor
+
+
+def _params(stride: Pair, padding: Pair, dilation: Pair, groups: int) -> tuple[Pair, Pair, Pair, int]:
+    """Hashable ints, after conv2d_output_hw has validated them."""
+    return (int(stride[0]), int(stride[1])), (int(padding[0]), int(padding[1])), \
+        (int(dilation[0]), int(dilation[1])), int(groups)
+
+
+def _workspace_limit() -> int:
+    return int(os.environ.get("KEYDNN_CUDNN_WORKSPACE_MB", "1024")) * 2**20
+
+
+def _workspace(nbytes: int, device: int) -> Block:
+    # Raw bytes from the caching allocator; the Block goes back to the cache when dropped after the call
+    # (safe: all work is on the default stream).
+    return allocator.allocate(nbytes, device)
+
+
+def _math_type(dtype: np.dtype) -> int:
+    return _cudnn.DEFAULT_MATH if blas.tf32_enabled() and dtype == np.float32 else _cudnn.FMA_MATH
+
+
+def _choose(op: str, direction: str, h: int, descs: tuple[int, int, int, int], ptrs: tuple[int, int, int],
+            device: int) -> tuple[int, int]:
+    """(algorithm, workspace bytes): the fastest measured one, or cuDNN's first guess within the limit."""
+    limit = _workspace_limit()
+    sizes = {}
+    for algo in _cudnn.heuristic_algorithms(op, direction, h, descs):
+        size = _cudnn.workspace_size(op, direction, h, descs, algo)
+        if size is not None and size <= limit:
+            sizes[algo] = size
+    best = None
+    if os.environ.get("KEYDNN_CUDNN_FIND", "1") != "0":
+        nbytes = max(sizes.values(), default=0)
+        ws = _workspace(nbytes, device)
+        best = _cudnn.find_algorithm(op, direction, h, descs, ptrs, ws.ptr, nbytes)
+        if best is not None and best not in sizes:
+            sizes[best] = _cudnn.workspace_size(op, direction, h, descs, best) or 0
+    if best is None:
+        if not sizes:
+            raise ShapeError(op, "cuDNN offers no algorithm for this convolution")
+        best = next(iter(sizes))
+    return best, sizes[best]
+
+
+def _run(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tuple, dtype: np.dtype,
+         params: tuple[Pair, Pair, Pair, int], device: int, ptrs: tuple[int, int, int]) -> None:
+    """Run one direction; ptrs are (a, b, c) in cuDNN's order, c being written."""
+    stride, padding, dilation, groups = params
+    code, math_type = _DTYPES[dtype], _math_type(dtype)
+    _cudart.set_device(device)
+    h = _cudnn.handle(device)
+    key = (direction, device, code, x_shape, w_shape, y_shape, params, math_type)
+    plan = _plans.get(key)
+    if plan is None:
+        xd = _cudnn.tensor_4d(op, code, x_shape)
+        wd = _cudnn.filter_4d(op, code, w_shape)
+        yd = _cudnn.tensor_4d(op, code, y_shape)
+        cd = _cudnn.convolution_2d(op, code, padding, stride, dilation, groups, math_type)
+        descs = {"forward": (xd, wd, cd, yd), "backward_data": (wd, yd, cd, xd),
+                 "backward_filter": (xd, yd, cd, wd)}[direction]
+        algo, nbytes = _choose(op, direction, h, descs, ptrs, device)
+        plan = _plans[key] = _Plan(descs, algo, nbytes)
+    ws = _workspace(plan.workspace_bytes, device)
+    _cudnn.convolve(op, direction, h, code, plan.descs, ptrs, plan.algo, ws.ptr, plan.workspace_bytes)
+
+
+def _check(op: str, a: CudaArray, b: CudaArray) -> None:
+    """Device and dtype checks; shapes are validated by the NumPy backend's helpers, as on every backend."""
+    if a.device != b.device:
+        raise DeviceMismatchError(op, "operands are on different devices", a, b)
+    if a.dtype != b.dtype or a.dtype not in _DTYPES:
+        raise DTypeError(op, "operands must share a dtype, float32 or float64", a, b)
+
+
+def conv2d_forward(x: CudaArray, w: CudaArray, b: CudaArray | None, stride: Pair, padding: Pair,
+                   dilation: Pair, groups: int) -> CudaArray:
+    """y = cross-correlation of x (N, C, H, W) with w (K, C/groups, kh, kw), plus b (K,) if given."""
+    op = "conv2d_forward"
+    oh, ow = conv2d_output_hw(op, x.shape, w.shape, stride, padding, dilation, groups)
+    _check(op, x, w)
+    if b is not None:
+        _check(op, x, b)
+        if b.shape != (w.shape[0],):
+            raise ShapeError(op, f"bias must have shape ({w.shape[0]},), got {b.shape}", b)
+    y = storage.empty((x.shape[0], w.shape[0], oh, ow), x.dtype, x.device)
+    if y.size == 0:
+        return y
+    x, w = storage.contiguous(x), storage.contiguous(w)
+    params = _params(stride, padding, dilation, groups)
+    _run(op, "forward", x.shape, w.shape, y.shape, x.dtype, params, x.device, (x.ptr, w.ptr, y.ptr))
+    if b is not None:
+        b = storage.contiguous(b)
+        code = _DTYPES[x.dtype]
+        descs = _bias_descs.get((code, y.shape))
+        if descs is None:
+            descs = _bias_descs[(code, y.shape)] = (_cudnn.tensor_4d(op, code, (1, y.shape[1], 1, 1)),
+                                                    _cudnn.tensor_4d(op, code, y.shape))
+        one = _cudnn.ONE_ZERO[code][0]
+        _cudnn.call(op, "cudnnAddTensor", _cudnn.handle(x.device), one, descs[0], b.ptr, one, descs[1], y.ptr)
+    return y
+
+
+def conv2d_backward_input(gy: CudaArray, w: CudaArray, x_shape: tuple[int, ...], stride: Pair, padding: Pair,
+                          dilation: Pair, groups: int) -> CudaArray:
+    """gx of shape ``x_shape``: any input shape whose forward output is gy's (so output_padding works)."""
+    op = "conv2d_backward_input"
+    x_shape = tuple(int(v) for v in x_shape)
+    oh, ow = conv2d_output_hw(op, x_shape, w.shape, stride, padding, dilation, groups)
+    _check(op, gy, w)
+    check_grad_shape(op, gy, (x_shape[0], w.shape[0], oh, ow))
+    gx = storage.empty(x_shape, gy.dtype, gy.device)
+    if gx.size == 0:
+        return gx
+    gy, w = storage.contiguous(gy), storage.contiguous(w)
+    params = _params(stride, padding, dilation, groups)
+    _run(op, "backward_data", x_shape, w.shape, gy.shape, gy.dtype, params, gy.device, (w.ptr, gy.ptr, gx.ptr))
+    return gx
+
+
+def conv2d_backward_weight(gy: CudaArray, x: CudaArray, w_shape: tuple[int, ...], stride: Pair, padding: Pair,
+                           dilation: Pair, groups: int) -> CudaArray:
+    """gw of shape ``w_shape`` (K, C/groups, kh, kw), summed over the batch."""
+    op = "conv2d_backward_weight"
+    w_shape = tuple(int(v) for v in w_shape)
+    oh, ow = conv2d_output_hw(op, x.shape, w_shape, stride, padding, dilation, groups)
+    _check(op, gy, x)
+    check_grad_shape(op, gy, (x.shape[0], w_shape[0], oh, ow))
+    gw = storage.empty(w_shape, x.dtype, x.device)
+    code = _DTYPES[x.dtype]
+    if gy.size == 0:  # an empty batch: the sum over it is zero
+        _cudart.set_device(x.device)
+        desc = _cudnn.tensor_4d(op, code, w_shape)
+        _cudnn.call(op, "cudnnSetTensor", _cudnn.handle(x.device), desc, gw.ptr, _cudnn.ONE_ZERO[code][1])
+        _cudnn.call(op, "cudnnDestroyTensorDescriptor", desc)
+        return gw
+    gy, x = storage.contiguous(gy), storage.contiguous(x)
+    params = _params(stride, padding, dilation, groups)
+    _run(op, "backward_filter", x.shape, w_shape, gy.shape, x.dtype, params, x.device, (x.ptr, gy.ptr, gw.ptr))
+    return gw
