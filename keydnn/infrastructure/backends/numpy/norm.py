@@ -10,7 +10,7 @@ import numpy as np
 from keydnn.domain.errors import DTypeError, ShapeError
 
 
-def _check(op: str, x: np.ndarray, param_shape: tuple, *params: np.ndarray | None) -> None:
+def check_norm_params(op: str, x: np.ndarray, param_shape: tuple, *params: np.ndarray | None) -> None:
     if x.dtype.kind != "f":
         raise DTypeError(op, f"expected a floating dtype, got {x.dtype}", x)
     for p in params:
@@ -47,7 +47,7 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray
                        eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     op = "batch_norm_forward"
     axes = batch_norm_axes(op, x.shape)
-    _check(op, x, (x.shape[1],), gamma, beta)
+    check_norm_params(op, x, (x.shape[1],), gamma, beta)
     mean = x.mean(axis=axes)
     xc = x - _channel(mean, x.ndim)
     invstd = (1.0 / np.sqrt((xc * xc).mean(axis=axes) + eps)).astype(x.dtype)
@@ -62,7 +62,7 @@ def batch_norm_backward(gy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
                         invstd: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     op = "batch_norm_backward"
     axes = batch_norm_axes(op, x.shape)
-    _check(op, x, (x.shape[1],), gamma, mean, invstd)
+    check_norm_params(op, x, (x.shape[1],), gamma, mean, invstd)
     if gy.shape != x.shape:
         raise ShapeError(op, f"gradient shape {gy.shape} differs from input shape {x.shape}", gy, x)
     m = x.size // x.shape[1]
@@ -80,7 +80,7 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray
                        eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     op = "layer_norm_forward"
     axes = layer_norm_axes(op, x.shape, n_axes)
-    _check(op, x, tuple(x.shape[x.ndim - n_axes:]), gamma, beta)
+    check_norm_params(op, x, tuple(x.shape[x.ndim - n_axes:]), gamma, beta)
     mean = x.mean(axis=axes, keepdims=True)
     xc = x - mean
     invstd = (1.0 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)).astype(x.dtype)
@@ -97,7 +97,7 @@ def layer_norm_backward(gy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     op = "layer_norm_backward"
     axes = layer_norm_axes(op, x.shape, n_axes)
-    _check(op, x, tuple(x.shape[x.ndim - n_axes:]), gamma)
+    check_norm_params(op, x, tuple(x.shape[x.ndim - n_axes:]), gamma)
     if gy.shape != x.shape:
         raise ShapeError(op, f"gradient shape {gy.shape} differs from input shape {x.shape}", gy, x)
     lead = tuple(range(x.ndim - n_axes))

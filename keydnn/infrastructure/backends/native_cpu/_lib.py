@@ -1,0 +1,128 @@
+"""The one ctypes binding of libkeydnn_cpu: finds and loads the library, declares every C function once, and
+turns non-zero status codes into NativeLibraryError. Nothing else in KeyDNN touches this library directly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keydnn.domain.errors import NativeLibraryError
+
+LIBRARY = "libkeydnn_cpu"
+_FILE = "libkeydnn_cpu.so"
+_DEFAULT_DIR = Path(__file__).resolve().parents[3] / "_native"
+
+
+class ConvGeom(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("c", "h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "oh", "ow")]
+
+
+class PoolGeom(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("planes", "h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow")]
+
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+_D = ctypes.c_double
+_CONV = ctypes.POINTER(ConvGeom)
+_POOL = ctypes.POINTER(PoolGeom)
+
+# Every typed entry point, without its _f32/_f64 suffix: argument types (restype is always the int status).
+_TYPED: dict[str, list[Any]] = {
+    "keydnn_im2col": [_P, _CONV, _I, _P],
+    "keydnn_col2im": [_P, _CONV, _I, _P],
+    "keydnn_max_pool2d_forward": [_P, _POOL, _P, _P],
+    "keydnn_max_pool2d_backward": [_P, _P, _I, _I, _I, _P],
+    "keydnn_avg_pool2d_forward": [_P, _POOL, _P],
+    "keydnn_avg_pool2d_backward": [_P, _POOL, _P],
+    "keydnn_batch_norm_forward": [_P, _P, _P, _I, _I, _I, _D, _P, _P, _P],
+    "keydnn_batch_norm_backward": [_P, _P, _P, _P, _P, _I, _I, _I, _P, _P, _P],
+    "keydnn_layer_norm_forward": [_P, _P, _P, _I, _I, _D, _P, _P, _P],
+    "keydnn_layer_norm_backward": [_P, _P, _P, _P, _P, _I, _I, _P, _P, _P],
+}
+_UNTYPED: dict[str, tuple[Any, list[Any]]] = {
+    "keydnn_cpu_status_string": (ctypes.c_char_p, [ctypes.c_int]),
+    "keydnn_cpu_max_threads": (ctypes.c_int, []),
+}
+SUFFIX = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
+
+
+class _Loaded:
+    lib: Any = None
+    path: Path | None = None
+
+
+def library_dir() -> Path:
+    """``$KEYDNN_NATIVE_DIR`` if set, else keydnn/_native (where native/build.py puts the library)."""
+    env = os.environ.get("KEYDNN_NATIVE_DIR")
+    return Path(env) if env else _DEFAULT_DIR
+
+
+def load() -> Any:
+    """The loaded library with every function declared; NativeLibraryError when it is missing or stale."""
+    if _Loaded.lib is not None:
+        return _Loaded.lib
+    path = library_dir() / _FILE
+    if not path.exists():
+        raise NativeLibraryError(LIBRARY, "load", f"{path} not found; build it with `python native/build.py`")
+    try:
+        lib = ctypes.CDLL(str(path))
+        for name, argtypes in _TYPED.items():
+            for suffix in SUFFIX.values():
+                fn = getattr(lib, name + suffix)
+                fn.argtypes, fn.restype = argtypes, ctypes.c_int
+        for name, (restype, argtypes) in _UNTYPED.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = argtypes, restype
+    except (OSError, AttributeError) as exc:
+        raise NativeLibraryError(LIBRARY, "load", f"{path}: {exc}") from exc
+    _Loaded.lib, _Loaded.path = lib, path
+    return lib
+
+
+def _arg(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        # A kernel walks memory as dense rows: a strided view would be read out of bounds.
+        if not value.flags.c_contiguous:
+            raise ValueError("native kernels take C-contiguous arrays")
+        return value.ctypes.data
+    if isinstance(value, (ConvGeom, PoolGeom)):
+        return ctypes.byref(value)
+    return value
+
+
+def call(op: str, name: str, dtype: np.dtype, *args: Any) -> None:
+    """Call ``name`` + the dtype's suffix with arrays passed as pointers; raise on a non-zero status."""
+    fn = getattr(load(), name + SUFFIX[np.dtype(dtype)])
+    status = fn(*[_arg(a) for a in args])
+    if status != 0:
+        message = load().keydnn_cpu_status_string(status).decode()
+        raise NativeLibraryError(LIBRARY, op, message, status)
+
+
+def conv_geom(c: int, h: int, w: int, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+              out_hw: tuple) -> ConvGeom:
+    return ConvGeom(c, h, w, *kernel, *stride, *padding, *dilation, *out_hw)
+
+
+def pool_geom(planes: int, h: int, w: int, kernel: tuple, stride: tuple, padding: tuple,
+              out_hw: tuple) -> PoolGeom:
+    return PoolGeom(planes, h, w, *kernel, *stride, *padding, *out_hw)
+
+
+def info() -> dict[str, Any]:
+    """Where the library loaded from, how it was built (build_info.json) and OpenMP's thread count."""
+    lib = load()
+    build_path = _Loaded.path.parent / "build_info.json"
+    build = json.loads(build_path.read_text()).get("cpu", {}) if build_path.exists() else {}
+    return {"library": LIBRARY, "path": str(_Loaded.path), "compiler": build.get("compiler", "unknown"),
+            "flags": build.get("flags", []), "openmp": build.get("openmp", False),
+            "omp_max_threads": int(lib.keydnn_cpu_max_threads())}

@@ -1,0 +1,87 @@
+/* KeyDNN native CPU library: the plain C ABI that keydnn/infrastructure/backends/native_cpu/_lib.py binds.
+ *
+ * Every kernel returns a keydnn_status (0 = success). Arrays are C-contiguous; the Python side validates
+ * shapes and dtypes before calling, and the kernels re-check what they need to stay in bounds.
+ * Each op family lives in one source file under native/cpu/ and comes in _f32 and _f64 flavours.
+ */
+#ifndef KEYDNN_CPU_H
+#define KEYDNN_CPU_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum keydnn_status {
+    KEYDNN_OK = 0,
+    KEYDNN_ERR_INVALID_ARGUMENT = 1, /* null pointer, non-positive size or inconsistent geometry */
+    KEYDNN_ERR_INDEX_OUT_OF_RANGE = 2 /* an index array points outside its plane */
+};
+
+/* Geometry of one 2-D convolution over C-contiguous NCHW images (per image; the batch is a call argument). */
+typedef struct keydnn_conv_geom {
+    int64_t c, h, w;    /* input channels and spatial size */
+    int64_t kh, kw;     /* kernel */
+    int64_t sh, sw;     /* stride */
+    int64_t ph, pw;     /* symmetric zero padding */
+    int64_t dh, dw;     /* dilation */
+    int64_t oh, ow;     /* output spatial size */
+} keydnn_conv_geom;
+
+/* Geometry of one 2-D pooling over `planes` = N*C contiguous H*W planes. */
+typedef struct keydnn_pool_geom {
+    int64_t planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+} keydnn_pool_geom;
+
+const char* keydnn_cpu_status_string(int status);
+int keydnn_cpu_max_threads(void);
+
+/* runtime.cpp is the only place that knows about OpenMP's thread count; conv.cpp: im2col / col2im.
+ * cols has layout (images, C, kh, kw, oh, ow); col2im overwrites x (images, C, H, W) with the adjoint sum. */
+int keydnn_im2col_f32(const float* x, const keydnn_conv_geom* g, int64_t images, float* cols);
+int keydnn_im2col_f64(const double* x, const keydnn_conv_geom* g, int64_t images, double* cols);
+int keydnn_col2im_f32(const float* cols, const keydnn_conv_geom* g, int64_t images, float* x);
+int keydnn_col2im_f64(const double* cols, const keydnn_conv_geom* g, int64_t images, double* x);
+
+/* pool.cpp: argmax is a flat index into each H*W plane (first maximum, NaN wins). */
+int keydnn_max_pool2d_forward_f32(const float* x, const keydnn_pool_geom* g, float* y, int64_t* argmax);
+int keydnn_max_pool2d_forward_f64(const double* x, const keydnn_pool_geom* g, double* y, int64_t* argmax);
+/* gx (planes, in_plane) = scatter-add of gy (planes, out_plane) at argmax; the window geometry is not needed. */
+int keydnn_max_pool2d_backward_f32(const float* gy, const int64_t* argmax, int64_t planes, int64_t in_plane,
+                                   int64_t out_plane, float* gx);
+int keydnn_max_pool2d_backward_f64(const double* gy, const int64_t* argmax, int64_t planes, int64_t in_plane,
+                                   int64_t out_plane, double* gx);
+int keydnn_avg_pool2d_forward_f32(const float* x, const keydnn_pool_geom* g, float* y);
+int keydnn_avg_pool2d_forward_f64(const double* x, const keydnn_pool_geom* g, double* y);
+int keydnn_avg_pool2d_backward_f32(const float* gy, const keydnn_pool_geom* g, float* gx);
+int keydnn_avg_pool2d_backward_f64(const double* gy, const keydnn_pool_geom* g, double* gx);
+
+/* norm.cpp: batch norm over x viewed as (n, c, s) per channel; layer norm over x viewed as (rows, m) per row.
+ * gamma/beta may be NULL (no affine transform); ggamma/gbeta are then not written. */
+int keydnn_batch_norm_forward_f32(const float* x, const float* gamma, const float* beta, int64_t n, int64_t c,
+                                  int64_t s, double eps, float* y, float* mean, float* invstd);
+int keydnn_batch_norm_forward_f64(const double* x, const double* gamma, const double* beta, int64_t n,
+                                  int64_t c, int64_t s, double eps, double* y, double* mean, double* invstd);
+int keydnn_batch_norm_backward_f32(const float* gy, const float* x, const float* gamma, const float* mean,
+                                   const float* invstd, int64_t n, int64_t c, int64_t s, float* gx,
+                                   float* ggamma, float* gbeta);
+int keydnn_batch_norm_backward_f64(const double* gy, const double* x, const double* gamma,
+                                   const double* mean, const double* invstd, int64_t n, int64_t c, int64_t s,
+                                   double* gx, double* ggamma, double* gbeta);
+int keydnn_layer_norm_forward_f32(const float* x, const float* gamma, const float* beta, int64_t rows,
+                                  int64_t m, double eps, float* y, float* mean, float* invstd);
+int keydnn_layer_norm_forward_f64(const double* x, const double* gamma, const double* beta, int64_t rows,
+                                  int64_t m, double eps, double* y, double* mean, double* invstd);
+int keydnn_layer_norm_backward_f32(const float* gy, const float* x, const float* gamma, const float* mean,
+                                   const float* invstd, int64_t rows, int64_t m, float* gx, float* ggamma,
+                                   float* gbeta);
+int keydnn_layer_norm_backward_f64(const double* gy, const double* x, const double* gamma,
+                                   const double* mean, const double* invstd, int64_t rows, int64_t m,
+                                   double* gx, double* ggamma, double* gbeta);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYDNN_CPU_H */
