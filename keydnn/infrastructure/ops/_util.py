@@ -59,10 +59,10 @@ def binary_operands(a: Any, b: Any, op: str) -> tuple[Any, Any]:
         if sa != sb:
             broadcast_shape(sa, sb, op, a, b)
         return a, b
-    if ta and isinstance(b, SCALAR_TYPES):
-        return a, b
+    if ta and isinstance(b, SCALAR_TYPES):  # NumPy scalars would promote float32 to float64 (NEP 50)
+        return a, (b.item() if isinstance(b, np.generic) else b)
     if tb and isinstance(a, SCALAR_TYPES):
-        return a, b
+        return (a.item() if isinstance(a, np.generic) else a), b
     if ta and isinstance(b, np.ndarray) or tb and isinstance(a, np.ndarray):
         t = a if ta else b
         arr = Tensor(data=(b if ta else a), dtype=t.dtype, device=t.device)

@@ -150,7 +150,8 @@ def broadcast_to(a: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def ascontiguousarray(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a)
+    # np.ascontiguousarray turns 0-d into 1-d; broadcast views are read-only, so they are copied too.
+    return a if a.flags.c_contiguous and a.flags.writeable else np.array(a, order="C")
 
 
 def concatenate(arrays: list, axis: int) -> np.ndarray:

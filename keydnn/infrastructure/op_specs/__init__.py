@@ -1,0 +1,1 @@
+"""Registry entries, one module per op family group; ``registry.all_specs()`` imports them."""
