@@ -30,7 +30,7 @@ _FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cublasDestroy_v2": (c_int, [c_void_p]),
     "cublasSetStream_v2": (c_int, [c_void_p, c_void_p]),
     "cublasSetMathMode": (c_int, [c_void_p, c_int]),
-    "cublasGetVersion_v2": (c_int, [c_void_p, POINTER(c_int)]),
+    "cublasGetProperty": (c_int, [c_int, POINTER(c_int)]),
     "cublasGetStatusString": (c_char_p, [c_int]),
     # handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
     # computeType, algo
@@ -113,7 +113,11 @@ def create_handle() -> int:
     return h.value
 
 
-def version(handle: int) -> int:
-    v = c_int()
-    call("cublas version", "cublasGetVersion_v2", handle, ctypes.byref(v))
-    return v.value
+def version() -> str:
+    """'major.minor.patch' of the loaded library (libraryPropertyType 0, 1, 2)."""
+    parts = []
+    for prop in range(3):
+        v = c_int()
+        call("cublas version", "cublasGetProperty", prop, ctypes.byref(v))
+        parts.append(str(v.value))
+    return ".".join(parts)
