@@ -27,7 +27,7 @@ def _inplace(self: Tensor, other: Any, name: str) -> Tensor:
     if tracked:
         _check_leaf_inplace(self, f"__i{name}__")
         old = Tensor._make(self._data, self._device, self.requires_grad, self._node)
-        res = op(old, other)
+        res = op(old, old if other is self else other)  # the graph must never hold the rebound object
         if res.shape != self.shape or res.dtype != self.dtype:
             raise ShapeError(f"__i{name}__", f"result shape {res.shape} != {self.shape}", self, other)
         self._data, self._node, self.requires_grad = res._data, res._node, True

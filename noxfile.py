@@ -1,0 +1,50 @@
+"""Developer sessions: `nox -s build_native tests` builds the native libraries and runs the test suite."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["build_native", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+# A CPU build of torch is the parity oracle; tests that need it skip when it cannot be installed.
+TORCH = "torch==2.13.0"
+
+
+@nox.session(venv_backend="none")
+def build_native(session: nox.Session) -> None:
+    """Compile native/cpu (g++ + OpenMP) and, where nvcc exists, native/cuda into keydnn/_native/."""
+    session.run("python", "native/build.py", *session.posargs)
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test,progress]")
+    session.run("python", "-m", "pip", "install", "-q", TORCH, success_codes=[0, 1])
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (CUDA tests skip without a GPU), in parallel with pytest-xdist."""
+    _install(session)
+    session.run("python", "-m", "keydnn", "info")
+    session.run("pytest", "-n", "auto", "-q", *session.posargs)
+
+
+@nox.session
+def tests_cuda(session: nox.Session) -> None:
+    """Only the CUDA tests, failing (not skipping) when no GPU or CUDA library is usable."""
+    _install(session)
+    session.run("pytest", "-m", "cuda", "-q", *session.posargs, env={"KEYDNN_REQUIRE_CUDA": "1"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.4")
+    session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "noxfile.py")
+
+
+@nox.session
+def digits(session: nox.Session) -> None:
+    """Train the MLP example on scikit-learn's digits with a progress bar."""
+    session.install("-e", ".[progress]", "scikit-learn")
+    session.run("python", "examples/train_digits.py", *session.posargs)
