@@ -29,13 +29,14 @@ def analytic_grads(spec: OpSpec, sample: Sample, dtype: str, weight: np.ndarray,
                  for i in float_positions(sample)]
 
 
-def directional_check(spec: OpSpec, sample: Sample, rng: np.random.Generator, eps: float = 1e-6) -> None:
+def directional_check(spec: OpSpec, sample: Sample, rng: np.random.Generator, eps: float = 1e-6,
+                      device: Any = None) -> None:
     """Chainer-style check in float64: the analytic gradient dotted with a random direction must match the
     central finite difference of sum(op(x) * w) along that direction."""
     positions = float_positions(sample)
     out_shape = np.shape(np.asarray(spec.ref(*sample.args, **sample.kwargs)))
     weight = rng.standard_normal(out_shape)
-    _, grads = analytic_grads(spec, sample, "float64", weight)
+    _, grads = analytic_grads(spec, sample, "float64", weight, device)
     for _ in range(2):
         dirs = {i: rng.standard_normal(sample.args[i].shape) for i in positions}
 
@@ -43,7 +44,7 @@ def directional_check(spec: OpSpec, sample: Sample, rng: np.random.Generator, ep
             args = list(sample.args)
             for i in positions:
                 args[i] = np.asarray(sample.args[i] + sign * eps * dirs[i])
-            _, out = run(spec, Sample(tuple(args), sample.kwargs), "float64")
+            _, out = run(spec, Sample(tuple(args), sample.kwargs), "float64", device)
             return float(np.sum(out.to_numpy() * weight))
 
         numeric = (f(1.0) - f(-1.0)) / (2 * eps)
