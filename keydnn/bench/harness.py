@@ -1,0 +1,117 @@
+"""Timing with warm-up, repeats and medians; device synchronisation for asynchronous backends; a stamp of
+the machine a number came from (CPU model, GPU name through nvidia-ml-py when installed)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median and spread over ``repeats`` batches of ``number`` calls each."""
+
+    median: float
+    p10: float
+    p90: float
+    repeats: int
+    number: int
+
+    @property
+    def us(self) -> float:
+        return self.median * 1e6
+
+    @property
+    def ms(self) -> float:
+        return self.median * 1e3
+
+
+def measure(fn: Callable[[], Any], *, warmup: int = 5, repeats: int = 21, number: int = 1,
+            sync: Callable[[], None] | None = None, min_time: float = 0.0) -> Timing:
+    """Time ``fn``; ``sync`` (e.g. a CUDA synchronize) runs before each clock read so asynchronous work is
+    counted. ``number`` calls per batch amortise the clock for sub-microsecond work; with ``min_time`` the
+    batch grows until one batch takes at least that long."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    if min_time > 0:
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            if sync:
+                sync()
+            if time.perf_counter() - t0 >= min_time or number >= 1 << 20:
+                break
+            number *= 2
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if sync:
+            sync()
+        samples.append((time.perf_counter() - t0) / number)
+    samples.sort()
+    q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
+    return Timing(statistics.median(samples), q[0], q[-1], repeats, number)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_names() -> list[str]:
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+        names = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**30
+            driver = pynvml.nvmlSystemGetDriverVersion()
+            names.append(f"{name.decode() if isinstance(name, bytes) else name} ({mem:.0f} GiB, "
+                         f"driver {driver.decode() if isinstance(driver, bytes) else driver})")
+        pynvml.nvmlShutdown()
+        return names
+    except pynvml.NVMLError:
+        return []
+
+
+def environment_stamp() -> dict[str, Any]:
+    """Where a measurement was taken: CPU model and cores, Python, NumPy, torch, GPUs."""
+    import numpy as np
+
+    stamp: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                             "numpy": np.__version__}
+    try:
+        import torch
+        stamp["torch"] = torch.__version__
+    except ImportError:
+        stamp["torch"] = None
+    stamp["gpus"] = _gpu_names()
+    return stamp
+
+
+def stamp_line() -> str:
+    s = environment_stamp()
+    gpu = f"; GPU: {', '.join(s['gpus'])}" if s["gpus"] else ""
+    return (f"Machine: {s['cpu']}, {s['cores']} cores; Python {s['python']}, NumPy {s['numpy']}, "
+            f"torch {s['torch']}{gpu}")
