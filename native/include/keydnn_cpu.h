@@ -19,14 +19,15 @@ enum keydnn_status {
     KEYDNN_ERR_INDEX_OUT_OF_RANGE = 2 /* an index array points outside its plane */
 };
 
-/* Geometry of one 2-D convolution over C-contiguous NCHW images (per image; the batch is a call argument). */
+/* Geometry of one batched 2-D convolution over C-contiguous NCHW tensors; weight is (o, c/groups, kh, kw). */
 typedef struct keydnn_conv_geom {
-    int64_t c, h, w;    /* input channels and spatial size */
-    int64_t kh, kw;     /* kernel */
-    int64_t sh, sw;     /* stride */
-    int64_t ph, pw;     /* symmetric zero padding */
-    int64_t dh, dw;     /* dilation */
-    int64_t oh, ow;     /* output spatial size */
+    int64_t n, c, h, w;  /* input batch, channels and spatial size */
+    int64_t o, groups;   /* output channels; groups divides c and o */
+    int64_t kh, kw;      /* kernel */
+    int64_t sh, sw;      /* stride */
+    int64_t ph, pw;      /* symmetric zero padding */
+    int64_t dh, dw;      /* dilation */
+    int64_t oh, ow;      /* output spatial size, must equal what the rest implies */
 } keydnn_conv_geom;
 
 /* Geometry of one 2-D pooling over `planes` = N*C contiguous H*W planes. */
@@ -37,12 +38,14 @@ typedef struct keydnn_pool_geom {
 const char* keydnn_cpu_status_string(int status);
 int keydnn_cpu_max_threads(void);
 
-/* runtime.cpp is the only place that knows about OpenMP's thread count; conv.cpp: im2col / col2im.
- * cols has layout (images, C, kh, kw, oh, ow); col2im overwrites x (images, C, H, W) with the adjoint sum. */
-int keydnn_im2col_f32(const float* x, const keydnn_conv_geom* g, int64_t images, float* cols);
-int keydnn_im2col_f64(const double* x, const keydnn_conv_geom* g, int64_t images, double* cols);
-int keydnn_col2im_f32(const float* cols, const keydnn_conv_geom* g, int64_t images, float* x);
-int keydnn_col2im_f64(const double* cols, const keydnn_conv_geom* g, int64_t images, double* x);
+/* conv.cpp: y (n, o, oh, ow) = conv(x, w) + b (b may be NULL); gx and gw are overwritten. */
+int keydnn_conv2d_forward_f32(const float* x, const float* w, const float* b, const keydnn_conv_geom* g, float* y);
+int keydnn_conv2d_forward_f64(const double* x, const double* w, const double* b, const keydnn_conv_geom* g,
+                              double* y);
+int keydnn_conv2d_backward_input_f32(const float* gy, const float* w, const keydnn_conv_geom* g, float* gx);
+int keydnn_conv2d_backward_input_f64(const double* gy, const double* w, const keydnn_conv_geom* g, double* gx);
+int keydnn_conv2d_backward_weight_f32(const float* gy, const float* x, const keydnn_conv_geom* g, float* gw);
+int keydnn_conv2d_backward_weight_f64(const double* gy, const double* x, const keydnn_conv_geom* g, double* gw);
 
 /* pool.cpp: argmax is a flat index into each H*W plane (first maximum, NaN wins). */
 int keydnn_max_pool2d_forward_f32(const float* x, const keydnn_pool_geom* g, float* y, int64_t* argmax);

@@ -20,8 +20,8 @@ _DEFAULT_DIR = Path(__file__).resolve().parents[3] / "_native"
 
 
 class ConvGeom(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in
-                ("c", "h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "oh", "ow")]
+    _fields_ = [(name, ctypes.c_int64) for name in ("n", "c", "h", "w", "o", "groups", "kh", "kw",
+                                                    "sh", "sw", "ph", "pw", "dh", "dw", "oh", "ow")]
 
 
 class PoolGeom(ctypes.Structure):
@@ -37,8 +37,9 @@ _POOL = ctypes.POINTER(PoolGeom)
 
 # Every typed entry point, without its _f32/_f64 suffix: argument types (restype is always the int status).
 _TYPED: dict[str, list[Any]] = {
-    "keydnn_im2col": [_P, _CONV, _I, _P],
-    "keydnn_col2im": [_P, _CONV, _I, _P],
+    "keydnn_conv2d_forward": [_P, _P, _P, _CONV, _P],
+    "keydnn_conv2d_backward_input": [_P, _P, _CONV, _P],
+    "keydnn_conv2d_backward_weight": [_P, _P, _CONV, _P],
     "keydnn_max_pool2d_forward": [_P, _POOL, _P, _P],
     "keydnn_max_pool2d_backward": [_P, _P, _I, _I, _I, _P],
     "keydnn_avg_pool2d_forward": [_P, _POOL, _P],
@@ -108,9 +109,9 @@ def call(op: str, name: str, dtype: np.dtype, *args: Any) -> None:
         raise NativeLibraryError(LIBRARY, op, message, status)
 
 
-def conv_geom(c: int, h: int, w: int, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+def conv_geom(x_shape: tuple, w_shape: tuple, groups: int, stride: tuple, padding: tuple, dilation: tuple,
               out_hw: tuple) -> ConvGeom:
-    return ConvGeom(c, h, w, *kernel, *stride, *padding, *dilation, *out_hw)
+    return ConvGeom(*x_shape, w_shape[0], groups, *w_shape[2:], *stride, *padding, *dilation, *out_hw)
 
 
 def pool_geom(planes: int, h: int, w: int, kernel: tuple, stride: tuple, padding: tuple,

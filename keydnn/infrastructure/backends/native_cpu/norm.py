@@ -16,7 +16,8 @@ def _contiguous(*arrays: np.ndarray | None) -> list[np.ndarray | None]:
 
 def _check_grad(op: str, gy: np.ndarray, x: np.ndarray) -> None:
     if gy.shape != x.shape or gy.dtype != x.dtype:
-        raise ShapeError(op, f"gradient {gy.shape} {gy.dtype} does not match input {x.shape} {x.dtype}", gy, x)
+        raise ShapeError(op, f"gradient {gy.shape} {gy.dtype} does not match input {x.shape} {x.dtype}",
+                         gy, x)
 
 
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
@@ -88,5 +89,6 @@ def layer_norm_backward(gy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
     gx = np.empty_like(x)
     ggamma = None if gamma is None else np.empty(norm_shape, dtype=x.dtype)
     gbeta = None if gamma is None else np.empty(norm_shape, dtype=x.dtype)
-    _lib.call(op, "keydnn_layer_norm_backward", x.dtype, gy, x, gamma, mean, invstd, rows, m, gx, ggamma, gbeta)
+    _lib.call(op, "keydnn_layer_norm_backward", x.dtype, gy, x, gamma, mean, invstd, rows, m,
+              gx, ggamma, gbeta)
     return gx, ggamma, gbeta

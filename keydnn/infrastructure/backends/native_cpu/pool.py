@@ -11,7 +11,8 @@ from keydnn.infrastructure.backends.numpy.conv import Pair, check_grad_shape
 from keydnn.infrastructure.backends.numpy.pool import check_float, pool2d_output_hw
 
 
-def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> tuple[np.ndarray, np.ndarray]:
+def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
+                       padding: Pair) -> tuple[np.ndarray, np.ndarray]:
     op = "max_pool2d_forward"
     oh, ow = pool2d_output_hw(op, x.shape, kernel, stride, padding)
     check_float(op, x)
@@ -58,7 +59,8 @@ def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair)
     return y
 
 
-def avg_pool2d_backward(gy: np.ndarray, x_shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
+def avg_pool2d_backward(gy: np.ndarray, x_shape: tuple, kernel: Pair, stride: Pair,
+                        padding: Pair) -> np.ndarray:
     op = "avg_pool2d_backward"
     oh, ow = pool2d_output_hw(op, x_shape, kernel, stride, padding)
     check_grad_shape(op, gy, tuple(x_shape[:2]) + (oh, ow))
