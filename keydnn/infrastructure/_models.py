@@ -1,0 +1,3 @@
+"""Seed import path (README): Sequential and Model."""
+
+from keydnn.infrastructure.nn import Model, Sequential  # noqa: F401

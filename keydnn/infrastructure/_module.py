@@ -1,0 +1,3 @@
+"""Seed import path: Module."""
+
+from keydnn.infrastructure.nn.module import Module  # noqa: F401

@@ -1,0 +1,3 @@
+"""Seed import path: Parameter."""
+
+from keydnn.infrastructure.parameter import Parameter  # noqa: F401

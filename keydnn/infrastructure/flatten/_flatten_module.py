@@ -1,0 +1,3 @@
+"""Seed import path (README): Flatten."""
+
+from keydnn.infrastructure.nn.layers import Flatten  # noqa: F401

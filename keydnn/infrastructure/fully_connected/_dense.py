@@ -1,0 +1,3 @@
+"""Seed import path: Dense."""
+
+from keydnn.infrastructure.nn.linear import Dense  # noqa: F401

@@ -1,0 +1,3 @@
+"""Seed import path: Dropout."""
+
+from keydnn.infrastructure.nn.layers import Dropout  # noqa: F401

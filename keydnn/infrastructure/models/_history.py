@@ -1,0 +1,3 @@
+"""Seed import path: History."""
+
+from keydnn.infrastructure.nn.model import History  # noqa: F401

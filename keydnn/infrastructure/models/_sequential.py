@@ -1,0 +1,3 @@
+"""Seed import path: Sequential."""
+
+from keydnn.infrastructure.nn.containers import Sequential  # noqa: F401

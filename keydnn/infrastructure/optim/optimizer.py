@@ -1,0 +1,126 @@
+"""Optimizer base: holds the parameters and per-parameter state, validates hyper-parameters, and runs each
+step as one fused in-place kernel call per (device, dtype) group, so the same code serves every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from keydnn.domain.errors import SerializationError
+from keydnn.infrastructure.autograd import no_grad
+from keydnn.infrastructure.backends import kernels_for
+from keydnn.infrastructure.tensor._tensor import Tensor
+
+
+class Optimizer:
+    """Subclasses name their state buffers (``buffers``), give ``hyper()`` and ``_update(kernels, group)``."""
+
+    buffers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Any) -> None:
+        if hasattr(params, "parameters") and callable(params.parameters):
+            params = params.parameters()
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters (or a Module)")
+        self.params: list[Tensor] = []
+        seen: set[int] = set()
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: expected Tensors, got {type(p).__name__}")
+            if id(p) not in seen:  # a parameter shared between layers is updated once per step
+                seen.add(id(p))
+                self.params.append(p)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list (a lazy layer such as "
+                             "Dense has parameters only after its first call)")
+        # per parameter (by position): {"step": int, <buffer name>: Tensor}
+        self.state: list[dict[str, Any]] = [{"step": 0} for _ in self.params]
+
+    @staticmethod
+    def _check(name: str, value: float, low: float, high: float = float("inf"), *, low_open: bool = False,
+               op: str = "optimizer") -> float:
+        value = float(value)
+        bad = value <= low if low_open else value < low
+        if bad or value >= high or np.isnan(value):
+            rng = f"{'(' if low_open else '['}{low}, {high})"
+            raise ValueError(f"{op}: {name} must be in {rng}, got {value}")
+        return value
+
+    def hyper(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _update(self, k: Any, params: list, grads: list, states: list[dict[str, Any]], step: int) -> None:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @no_grad()
+    def step(self) -> None:
+        """Update every parameter that has a gradient, grouped so each group is one kernel call."""
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            st = self.state[i]
+            if self.buffers and self.buffers[0] not in st:
+                for name in self.buffers:
+                    st[name] = Tensor.zeros_like(p)
+            st["step"] += 1
+            groups.setdefault((p.device, p.dtype, st["step"]), []).append(i)
+        for (device, _, step), idx in groups.items():
+            params = [self.params[i] for i in idx]
+            self._update(kernels_for(device), [p.data for p in params], [p.grad.data for p in params],
+                         [self.state[i] for i in idx], step)
+            for p in params:
+                p._version += 1  # graphs recorded before this in-place update must not reuse the old values
+
+    # ---- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and per-parameter state (step counts, buffers as host ndarray copies)."""
+        state = []
+        for st in self.state:
+            entry: dict[str, Any] = {"step": st["step"]}
+            for name in self.buffers:
+                if name in st:
+                    entry[name] = np.array(st[name].to_numpy(), copy=True)
+            state.append(entry)
+        return {"type": type(self).__name__, "hyper": self.hyper(), "state": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` gave, after checking it all (type, count, shapes) first."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or state_dict.get("type") != name:
+            got = state_dict.get("type") if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise SerializationError(f"{name}.load_state_dict: state is for {got!r}")
+        entries, hyper = state_dict.get("state"), state_dict.get("hyper", {})
+        if not isinstance(entries, list) or len(entries) != len(self.params):
+            raise SerializationError(f"{name}.load_state_dict: state for {len(entries or [])} parameters, "
+                                     f"optimizer has {len(self.params)}")
+        if set(hyper) != set(self.hyper()):
+            raise SerializationError(f"{name}.load_state_dict: hyper-parameters {sorted(hyper)} != "
+                                     f"{sorted(self.hyper())}")
+        for i, (p, entry) in enumerate(zip(self.params, entries, strict=True)):
+            if not isinstance(entry, dict) or not isinstance(entry.get("step"), (int, np.integer)):
+                raise SerializationError(f"{name}.load_state_dict: entry {i} lacks an int 'step'")
+            for b in self.buffers:
+                if b in entry and tuple(np.shape(entry[b])) != p.shape:
+                    raise SerializationError(f"{name}.load_state_dict: {b} of parameter {i} has shape "
+                                             f"{np.shape(entry[b])}, parameter has {p.shape}")
+        self._set_hyper(hyper)
+        for p, st, entry in zip(self.params, self.state, entries, strict=True):
+            st.clear()
+            st["step"] = int(entry["step"])
+            for b in self.buffers:
+                if b in entry:
+                    st[b] = Tensor(data=np.asarray(entry[b]), dtype=p.dtype, device=p.device)
+
+    def _set_hyper(self, hyper: dict[str, Any]) -> None:
+        type(self).__init__(self, self.params, **hyper)  # re-validates the values
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper().items())
+        return f"{type(self).__name__}({len(self.params)} params, {args})"

@@ -1,0 +1,3 @@
+"""Seed import path: Adam (and AdamW)."""
+
+from keydnn.infrastructure.optim.adam import Adam, AdamW  # noqa: F401

@@ -1,0 +1,3 @@
+"""Seed import path: SGD."""
+
+from keydnn.infrastructure.optim.sgd import SGD  # noqa: F401

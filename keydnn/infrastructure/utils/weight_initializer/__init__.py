@@ -1,0 +1,3 @@
+"""Seed import path: WeightInitializer and its registry helpers."""
+
+from keydnn.infrastructure.initializers import *  # noqa: F401,F403
