@@ -1,0 +1,1 @@
+"""Tests for keydnn.infrastructure.nn (layers, containers, models, losses)."""
