@@ -1,0 +1,1 @@
+"""Seed-compatible import paths (re-exports only)."""
