@@ -110,16 +110,17 @@ class Optimizer:
                 if b in entry and tuple(np.shape(entry[b])) != p.shape:
                     raise SerializationError(f"{name}.load_state_dict: {b} of parameter {i} has shape "
                                              f"{np.shape(entry[b])}, parameter has {p.shape}")
-        self._set_hyper(hyper)
+        try:
+            fresh = type(self)(self.params, **hyper)  # validates the values without touching self
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"{name}.load_state_dict: bad hyper-parameters: {exc}") from None
+        self.__dict__.update({k: v for k, v in vars(fresh).items() if k not in ("params", "state")})
         for p, st, entry in zip(self.params, self.state, entries, strict=True):
             st.clear()
             st["step"] = int(entry["step"])
             for b in self.buffers:
                 if b in entry:
                     st[b] = Tensor(data=np.asarray(entry[b]), dtype=p.dtype, device=p.device)
-
-    def _set_hyper(self, hyper: dict[str, Any]) -> None:
-        type(self).__init__(self, self.params, **hyper)  # re-validates the values
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper().items())
