@@ -13,6 +13,7 @@ import argparse
 import datetime
 import platform
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,30 +37,39 @@ class _TorchEvent:
         return self.event.elapsed_time(end.event)
 
 
-def time_ms(fn: Callable[[], object], event: type, repeats: int) -> list[float]:
-    """Per-call device times: one event pair around each call, read after the whole batch is queued."""
-    pairs = []
-    for _ in range(repeats):
-        start, end = event(), event()
+def time_ms(fn: Callable[[], object], event: type, repeats: int) -> tuple[list[float], float]:
+    """Per-call device times (an event pair around each call, read once all are queued), and host µs/call.
+
+    When the host takes longer to issue a call than the device to run it, the device idles between the
+    events and the device time grows to the host time: the host column says when that happens.
+    """
+    pairs = [(event(), event()) for _ in range(repeats)]
+    t0 = time.perf_counter()
+    for start, end in pairs:
         start.record()
         fn()
         end.record()
-        pairs.append((start, end))
-    return [s.elapsed_ms(e) for s, e in pairs]
+    host_us = (time.perf_counter() - t0) / repeats * 1e6
+    return [s.elapsed_ms(e) for s, e in pairs], host_us
 
 
 def side_by_side(ours: Callable[[], object], theirs: Callable[[], object], repeats: int, rounds: int = 3,
-                 warmup: int = 10) -> tuple[float, float]:
+                 warmup: int = 10) -> tuple[float, float, float, float]:
+    """(KeyDNN ms, torch ms, KeyDNN host µs, torch host µs), medians over the rounds."""
     for _ in range(warmup):
         ours()
         theirs()
     _cudart.synchronize()
     a: list[float] = []
     b: list[float] = []
+    host_a: list[float] = []
+    host_b: list[float] = []
     for _ in range(rounds):  # alternate so clock drift and heating hit both alike
-        a += time_ms(ours, _cudart.Event, repeats)
-        b += time_ms(theirs, _TorchEvent, repeats)
-    return statistics.median(a), statistics.median(b)
+        times, host = time_ms(ours, _cudart.Event, repeats)
+        a, host_a = a + times, host_a + [host]
+        times, host = time_ms(theirs, _TorchEvent, repeats)
+        b, host_b = b + times, host_b + [host]
+    return statistics.median(a), statistics.median(b), statistics.median(host_a), statistics.median(host_b)
 
 
 def to_keydnn(t) -> storage.CudaArray:
@@ -103,15 +113,17 @@ def workloads(torch) -> list[tuple[str, str, float, Callable, Callable]]:
         kx, kw, kb, kgy = (to_keydnn(t) for t in (x, wt, bias, gy))
         p = ((1, 1), (1, 1), (1, 1), 1)
         flops = 2 * n * k * h * w * c * 9
-        aten = torch.ops.aten.convolution_backward
+        def aten(mask):
+            return torch.ops.aten.convolution_backward(gy, x, wt, None, [1, 1], [1, 1], [1, 1], False, [0, 0],
+                                                       1, mask)
         if direction == "forward":
             return flops, (lambda: conv.conv2d_forward(kx, kw, kb, *p)), \
                 (lambda: torch.nn.functional.conv2d(x, wt, bias, 1, 1))
         if direction == "backward_input":
             return flops, (lambda: conv.conv2d_backward_input(kgy, kw, x.shape, *p)), \
-                (lambda: aten(gy, x, wt, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])[0])
+                (lambda: aten([True, False, False])[0])
         return flops, (lambda: conv.conv2d_backward_weight(kgy, kx, wt.shape, *p)), \
-            (lambda: aten(gy, x, wt, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])[1])
+            (lambda: aten([False, True, False])[1])
 
     for name, dtype, tf32, shapes in [
         ("GEMM 4096^3", torch.float32, False, ((4096, 4096), (4096, 4096))),
@@ -140,21 +152,30 @@ def main() -> None:
               f"cuDNN {_cudnn.version()} | CUDA runtime/driver {_cudart.versions()} | "
               f"Python {platform.python_version()}"), "",
              (f"Median of {3 * args.repeats} calls per side (3 alternating rounds after 10 warm-ups), CUDA "
-              "events around each call. 'fp32' is full float32 (cuBLAS default math, cuDNN FMA math; torch "
-              "with allow_tf32 off); 'tf32' enables TF32 on both sides. Ratio = KeyDNN time / torch time."), "",
-             "| workload | precision | KeyDNN ms | torch ms | KeyDNN TFLOP/s | torch TFLOP/s | ratio | rel. diff |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "events around each call. 'fp32' is full float32 (cuBLAS default math, cuDNN FMA math; "
+              "torch with allow_tf32 off); 'tf32' enables TF32 on both sides. Ratio = KeyDNN time / torch "
+              "time."), "",
+             ("Host µs = time to issue one call (with its two event records) on the CPU; where it exceeds "
+              "the device time the GPU waits on Python/cuDNN, and the device time measured is the host's."),
+             "",
+             "| workload | precision | KeyDNN ms | torch ms | KeyDNN TFLOP/s | torch TFLOP/s | ratio "
+             "| rel. diff | KeyDNN host µs | torch host µs |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, dtype, tf32, flops, ours, theirs in workloads(torch):
         blas.set_tf32(tf32)
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         diff = rel_diff(to_torch(ours(), theirs()), theirs())
-        t_ours, t_theirs = side_by_side(ours, theirs, args.repeats)
+        t_ours, t_theirs, host_ours, host_theirs = side_by_side(ours, theirs, args.repeats)
         precision = "tf32" if tf32 else str(dtype).removeprefix("torch.").replace("float", "fp")
         lines.append(f"| {name} | {precision} | {t_ours:.3f} | {t_theirs:.3f} | {flops / t_ours / 1e9:.1f} | "
-                     f"{flops / t_theirs / 1e9:.1f} | {t_ours / t_theirs:.3f} | {diff:.1e} |")
+                     f"{flops / t_theirs / 1e9:.1f} | {t_ours / t_theirs:.3f} | {diff:.1e} | "
+                     f"{host_ours:.0f} | {host_theirs:.0f} |")
         print(lines[-1], flush=True)
     blas.set_tf32(False)
+    lines += ["", "cuDNN algorithms KeyDNN picked (cudnnFind*AlgorithmEx, re-timed): " + ", ".join(
+        f"{key[0]} {'fma' if key[-1] == _cudnn.FMA_MATH else 'default'} math -> algo {plan.algo} "
+        f"({plan.workspace_bytes / 2**20:.0f} MiB workspace)" for key, plan in conv._plans.items())]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if args.out:

@@ -11,8 +11,9 @@ from keydnn.domain.errors import DTypeError, ShapeError
 from keydnn.infrastructure.backends.cuda import _cudart, blas, storage
 
 REQUIRE = os.environ.get("KEYDNN_REQUIRE_CUDA") == "1"
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not _cudart.is_available() and not REQUIRE,
-                                                   reason=f"CUDA unavailable: {_cudart.unavailable_reason()}")]
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not _cudart.is_available() and not REQUIRE,
+                                 reason=f"CUDA unavailable: {_cudart.unavailable_reason()}")]
 TOL = {np.float32: 2e-6, np.float64: 1e-13}  # relative Frobenius error against a float64 product
 
 
@@ -59,7 +60,8 @@ def no_copies(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (1, 64, 9), (17, 1, 4), (64, 33, 17), (128, 256, 65)])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (1, 64, 9), (17, 1, 4), (64, 33, 17),
+                                   (128, 256, 65)])
 def test_matmul_2d(m, k, n, dtype, rng):
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     check(a, b, to_device(a), to_device(b), dtype)
@@ -143,7 +145,8 @@ def test_dtype_errors():
 
 def test_tf32_switch(rng):
     """Off by default (full float32 accuracy); on, the error grows to TF32's ~1e-3 and it switches back."""
-    a, b = rng.standard_normal((512, 1024)).astype(np.float32), rng.standard_normal((1024, 512)).astype(np.float32)
+    a = rng.standard_normal((512, 1024)).astype(np.float32)
+    b = rng.standard_normal((1024, 512)).astype(np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     da, db = to_device(a), to_device(b)
     assert not blas.tf32_enabled()

@@ -11,8 +11,9 @@ from keydnn.domain.errors import DTypeError, ShapeError
 from keydnn.infrastructure.backends.cuda import _cudart, _cudnn, conv, storage
 
 REQUIRE = os.environ.get("KEYDNN_REQUIRE_CUDA") == "1"
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not _cudart.is_available() and not REQUIRE,
-                                                   reason=f"CUDA unavailable: {_cudart.unavailable_reason()}")]
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not _cudart.is_available() and not REQUIRE,
+                                 reason=f"CUDA unavailable: {_cudart.unavailable_reason()}")]
 TOL = {np.float32: 3e-5, np.float64: 1e-12}  # float32 leaves room for Winograd and FFT algorithms
 
 # (N, C, H, W, K, kh, kw, stride, padding, dilation, groups)
@@ -51,7 +52,8 @@ def _windows(x_shape, w_shape, stride, padding, dilation):
     (_, _, h, w), (_, _, kh, kw) = x_shape, w_shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    taps = {(i, j): (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+    taps = {(i, j): (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                     slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
             for i in range(kh) for j in range(kw)}
     return taps, oh, ow
 
@@ -103,7 +105,8 @@ def make(case, dtype, rng):
 def test_forward_and_gradients(case, dtype, rng):
     x, w, b, params = make(case, dtype, rng)
     for bias in (b, None):
-        y = conv.conv2d_forward(to_device(x), to_device(w), None if bias is None else to_device(bias), *params)
+        db = None if bias is None else to_device(bias)
+        y = conv.conv2d_forward(to_device(x), to_device(w), db, *params)
         ref = ref_forward(x, w, bias, *params)
         assert y.shape == ref.shape and y.dtype == np.dtype(dtype)
         assert rel_err(to_host(y), ref) < TOL[dtype]
@@ -113,6 +116,23 @@ def test_forward_and_gradients(case, dtype, rng):
     gw = conv.conv2d_backward_weight(to_device(gy), to_device(x), w.shape, *params)
     assert rel_err(to_host(gx), gx_ref) < TOL[dtype]
     assert rel_err(to_host(gw), gw_ref) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algo", [0, 1])  # IMPLICIT_GEMM + cudnnAddTensor; IMPLICIT_PRECOMP_GEMM, bias fused
+def test_both_bias_paths(algo, dtype, rng, monkeypatch):
+    monkeypatch.setattr(conv, "_plans", {})
+    monkeypatch.setattr(conv, "_choose", lambda op, direction, h, code, descs, ptrs, device:
+                        (algo, _cudnn.workspace_size(op, direction, h, descs, algo)))
+    x, w, b, params = make(CASES[2], dtype, rng)
+    ref = ref_forward(x, w, b, *params)
+    dx, dw, db = to_device(x), to_device(w), to_device(b)
+    stale = storage.empty(ref.shape, dtype, 0)  # NaN-filled memory the output will reuse from the cache
+    _cudart.memset(stale.ptr, 0xFF, stale.nbytes)
+    del stale
+    y = to_host(conv.conv2d_forward(dx, dw, db, *params))
+    assert next(iter(conv._plans.values())).algo == algo
+    assert not np.isnan(y).any() and rel_err(y, ref) < TOL[dtype]
 
 
 @pytest.mark.parametrize("output_padding", [(1, 0), (0, 1), (1, 2)])
@@ -145,7 +165,7 @@ def test_plan_is_cached(rng, monkeypatch):
 
     def refuse(*args):
         raise AssertionError("algorithm search ran again for a cached configuration")
-    monkeypatch.setattr(_cudnn, "find_algorithm", refuse)
+    monkeypatch.setattr(_cudnn, "find_algorithms", refuse)
     monkeypatch.setattr(_cudnn, "heuristic_algorithms", refuse)
     np.testing.assert_array_equal(to_host(conv.conv2d_forward(dx, dw, None, *params)), first)
 

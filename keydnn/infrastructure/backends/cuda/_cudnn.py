@@ -22,6 +22,8 @@ TENSOR_NCHW = 0
 CROSS_CORRELATION = 1
 DEFAULT_MATH, FMA_MATH = 0, 3
 BATCHNORM_SPATIAL = 1
+FWD_IMPLICIT_PRECOMP_GEMM = 1  # the one algorithm cudnnConvolutionBiasActivationForward takes with IDENTITY
+ACTIVATION_IDENTITY = 5
 STATUS_SUCCESS = 0
 
 
@@ -58,6 +60,13 @@ _FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     # handle, alpha, aDesc, A, beta, cDesc, C
     "cudnnAddTensor": (c_int, [_p, _p, _p, _p, _p, _p, _p]),
     "cudnnSetTensor": (c_int, [_p, _p, _p, _p]),
+    "cudnnCreateActivationDescriptor": (c_int, [_out_p]),
+    # desc, mode, NaN propagation, coefficient
+    "cudnnSetActivationDescriptor": (c_int, [_p, c_int, c_int, c_double]),
+    # handle, alpha1, xDesc, x, wDesc, w, convDesc, algo, workspace, bytes, alpha2, zDesc, z, biasDesc, bias,
+    # activationDesc, yDesc, y: y = act(alpha1 * conv(x, w) + alpha2 * z + bias)
+    "cudnnConvolutionBiasActivationForward": (c_int, [_p, _p, _p, _p, _p, _p, _p, c_int, _p, c_size_t, _p, _p,
+                                                      _p, _p, _p, _p, _p, _p]),
     "cudnnDeriveBNTensorDescriptor": (c_int, [_p, _p, c_int]),
     # handle, mode, alpha, beta, xDesc, x, yDesc, y, bnDesc, scale, bias, avg factor, running mean,
     # running var, epsilon, save mean, save inv variance
@@ -87,6 +96,7 @@ ONE_ZERO: dict[int, tuple[int, int]] = {k: (ctypes.addressof(a), ctypes.addresso
 _lib: ctypes.CDLL | None = None
 _load_error: str | None = None
 _handles: dict[int, int] = {}
+_identity: int | None = None
 
 
 def _load() -> ctypes.CDLL:
@@ -182,6 +192,16 @@ def convolution_2d(op: str, dtype: int, padding: tuple[int, int], stride: tuple[
     return d
 
 
+def identity_activation(op: str) -> int:
+    """An activation descriptor for y = x, created once (descriptors are host-side and device-free)."""
+    global _identity
+    if _identity is None:
+        d = _new(op, "cudnnCreateActivationDescriptor")
+        call(op, "cudnnSetActivationDescriptor", d, ACTIVATION_IDENTITY, 0, 0.0)
+        _identity = d
+    return _identity
+
+
 def batch_norm_param(op: str, x_desc: int, mode: int) -> int:
     """The (1, C, 1, 1) descriptor cuDNN derives for scale, bias, mean and inverse std of ``x_desc``."""
     d = _new(op, "cudnnCreateTensorDescriptor")
@@ -197,19 +217,24 @@ def heuristic_algorithms(op: str, direction: str, h: int, descs: tuple[int, int,
     return [p.algo for p in perf[:count.value] if p.status == STATUS_SUCCESS]
 
 
-def find_algorithm(op: str, direction: str, h: int, descs: tuple[int, int, int, int],
-                   ptrs: tuple[int, int, int], workspace: int, workspace_bytes: int) -> int | None:
-    """Time every algorithm fitting the workspace on these buffers (Find*Ex); the fastest, or None."""
+def find_algorithms(op: str, direction: str, h: int, descs: tuple[int, int, int, int],
+                    ptrs: tuple[int, int, int], workspace: int,
+                    workspace_bytes: int) -> list[tuple[int, float, int, int]]:
+    """Time every algorithm fitting the workspace on these buffers (Find*Ex), fastest first.
+
+    Returns (algo, ms, workspace bytes, math type): under DEFAULT_MATH one algorithm may appear once with
+    tensor-op (TF32) and once with FMA kernels, and the descriptor must then be set to the one chosen.
+    """
     perf, count = (AlgoPerf * _ALGOS)(), c_int()
     a, b, conv, c = descs
     name = f"cudnnFindConvolution{_DIRECTIONS[direction][0]}AlgorithmEx"
     call(op, name, h, a, ptrs[0], b, ptrs[1], conv, c, ptrs[2], _ALGOS, ctypes.byref(count), perf,
          workspace or None, workspace_bytes)
-    ok = [p.algo for p in perf[:count.value] if p.status == STATUS_SUCCESS]
-    return ok[0] if ok else None
+    return [(p.algo, p.time, p.memory, p.mathType) for p in perf[:count.value] if p.status == STATUS_SUCCESS]
 
 
-def workspace_size(op: str, direction: str, h: int, descs: tuple[int, int, int, int], algo: int) -> int | None:
+def workspace_size(op: str, direction: str, h: int, descs: tuple[int, int, int, int],
+                   algo: int) -> int | None:
     """Bytes of workspace ``algo`` needs, or None when it does not support this problem."""
     size = c_size_t()
     name = f"cudnnGetConvolution{_DIRECTIONS[direction][0]}WorkspaceSize"

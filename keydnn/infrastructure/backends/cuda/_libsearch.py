@@ -1,4 +1,4 @@
-"""Where to look for NVIDIA's shared libraries (cuBLAS, cuDNN): an env var, the dynamic loader, the usual dirs.
+"""Where to look for NVIDIA's shared libraries (cuBLAS, cuDNN): env var, dynamic loader, the usual dirs.
 
 Only paths are computed here; the binding modules do the loading and say what was tried when it fails.
 """

@@ -79,7 +79,7 @@ def _collapse(sizes: list[int], *strides: list[int]) -> list[tuple[int, ...]]:
     dims = [(n, *(s[i] for s in strides)) for i, n in enumerate(sizes) if n != 1]
     merged: list[tuple[int, ...]] = []
     for d in dims:
-        if merged and all(p == q * d[0] for p, q in zip(merged[-1][1:], d[1:])):
+        if merged and all(p == q * d[0] for p, q in zip(merged[-1][1:], d[1:], strict=True)):
             merged[-1] = (merged[-1][0] * d[0], *d[1:])
         else:
             merged.append(d)
@@ -128,7 +128,7 @@ def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
     size = a.itemsize
     inner = dims.pop() if dims else (1, 0, 0, 0)
     for idx in itertools.product(*(range(d[0]) for d in dims)):
-        offs = [sum(i * d[j] for i, d in zip(idx, dims)) * size for j in (1, 2, 3)]
+        offs = [sum(i * d[j] for i, d in zip(idx, dims, strict=True)) * size for j in (1, 2, 3)]
         pa, pb, pc = a.ptr + offs[0], b.ptr + offs[1], out.ptr + offs[2]
         # column-major: C^T (n x m) = op(B^T) (n x k) @ op(A^T) (k x m)
         if inner[0] == 1:
