@@ -12,13 +12,15 @@ import binascii
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from keydnn.domain.dtypes import SUPPORTED_DTYPES
 from keydnn.domain.errors import SerializationError
-from keydnn.infrastructure.nn.module import Module
+
+if TYPE_CHECKING:  # nn modules import this one to register themselves, so Module is imported lazily
+    from keydnn.infrastructure.nn.module import Module
 
 FORMAT = "keydnn.json.ckpt.v1"
 _MODULE_REGISTRY: dict[str, type] = {}
@@ -28,6 +30,7 @@ _ALLOWED_DTYPES = {np.dtype(n) for n in SUPPORTED_DTYPES}
 def register_module(name: str | None = None) -> Callable[[type], type]:
     """Class decorator: make a Module type saveable under ``name`` (default: its class name)."""
     def decorate(cls: type) -> type:
+        from keydnn.infrastructure.nn.module import Module
         if not (isinstance(cls, type) and issubclass(cls, Module)):
             raise TypeError(f"register_module: {cls!r} is not a Module subclass")
         key = name or cls.__name__
