@@ -38,7 +38,7 @@ def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _is_c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
     acc = 1
-    for n, s in zip(reversed(shape), reversed(strides)):
+    for n, s in zip(reversed(shape), reversed(strides), strict=True):
         if n == 0:
             return True
         if n != 1 and s != acc:

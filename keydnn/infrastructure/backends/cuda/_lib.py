@@ -1,0 +1,179 @@
+"""ctypes bindings to KeyDNN's own CUDA library (keydnn/_native/libkeydnn_cuda.so, or $KEYDNN_NATIVE_DIR).
+
+Every exported function is declared once in ``_SIGNATURES``; ``check`` turns a non-zero status into
+NativeLibraryError('keydnn_cuda', op, message, code) with the library's own message. Iteration spaces
+(``kd_iter``) are packed into immutable bytes with one precompiled ``struct`` call, which is cheaper than
+filling a ctypes Structure and safe across threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+from pathlib import Path
+
+from keydnn.domain.errors import NativeLibraryError, ShapeError
+
+LIBRARY = "keydnn_cuda"
+MAX_DIMS = 8
+MAX_OPERANDS = 4
+ABI_VERSION = 1
+
+# Codes mirrored from native/include/keydnn_cuda.h.
+ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, RELU_BACKWARD, EQ, NE, LT, LE, GT, GE = range(14)
+NEG, EXP, LOG, SQRT, TANH, SIGMOID, ABS, SIGN, RELU = range(9)
+SUM, MAX, MIN, ARGMAX = range(4)
+STATUS_NAMES = {1: "invalid argument", 2: "unsupported dtype", 3: "CUDA error"}
+
+
+class Scalar(ctypes.Structure):
+    """kd_scalar: a scalar operand, read as .f by float kernels and .i by integer ones."""
+
+    _fields_ = [("f", ctypes.c_double), ("i", ctypes.c_int64)]
+
+
+class Pool2d(ctypes.Structure):
+    """kd_pool2d: the geometry of a 2-D pooling call."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in ("n", "c", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw")]
+
+
+_ITER = struct.Struct(f"<ii{MAX_DIMS}q{MAX_OPERANDS * MAX_DIMS}q")
+_ZEROS = (0,) * MAX_DIMS
+
+
+def pack_iter(shape: tuple[int, ...], *strides: tuple[int, ...]) -> bytes:
+    """A kd_iter over ``shape`` with one stride tuple per operand (output first), as bytes for the C side."""
+    nd = len(shape)
+    if nd > MAX_DIMS:
+        shape, strides = _merge_dims(shape, strides)
+        nd = len(shape)
+    pad = _ZEROS[nd:]
+    values = [*shape, *pad]
+    for s in strides:
+        values.extend(s)
+        values.extend(pad)
+    for _ in range(MAX_OPERANDS - len(strides)):
+        values.extend(_ZEROS)
+    return _ITER.pack(nd, len(strides), *values)
+
+
+def _merge_dims(shape: tuple[int, ...], strides: tuple[tuple[int, ...], ...]):
+    """Collapse dims every operand walks contiguously so a >8-d iteration still fits (the C side does the same)."""
+    keep = [d for d, n in enumerate(shape) if n != 1] or [0]
+    out_shape = [shape[keep[0]]]
+    out_strides = [[s[keep[0]]] for s in strides]
+    for d in keep[1:]:
+        if all(os_[-1] == s[d] * shape[d] for os_, s in zip(out_strides, strides, strict=True)):
+            out_shape[-1] *= shape[d]
+            for os_, s in zip(out_strides, strides, strict=True):
+                os_[-1] = s[d]
+        else:
+            out_shape.append(shape[d])
+            for os_, s in zip(out_strides, strides, strict=True):
+                os_.append(s[d])
+    if len(out_shape) > MAX_DIMS:
+        raise ShapeError("cuda", f"cannot iterate {len(shape)}-d operands with strides {strides} "
+                         f"in {MAX_DIMS} dims")
+    return tuple(out_shape), tuple(tuple(s) for s in out_strides)
+
+
+_c = ctypes
+_P = _c.c_void_p
+_I64 = _c.c_int64
+_INT = _c.c_int
+_D = _c.c_double
+_ITERP = _c.c_char_p  # packed kd_iter bytes, or None for "all contiguous"
+_PP = _c.POINTER(_c.c_void_p)
+_I64P = _c.POINTER(_c.c_int64)
+
+_SIGNATURES: dict[str, tuple] = {
+    "kd_last_error": (_c.c_char_p, []),
+    "kd_abi_version": (_INT, []),
+    "kd_binary": (_INT, [_INT, _INT, _P, _P, _P, _I64, _ITERP]),
+    "kd_binary_scalar": (_INT, [_INT, _INT, _P, _P, Scalar, _INT, _I64, _ITERP]),
+    "kd_unary": (_INT, [_INT, _INT, _P, _P, _I64, _ITERP]),
+    "kd_clip": (_INT, [_INT, _P, _P, Scalar, Scalar, _INT, _INT, _I64, _ITERP]),
+    "kd_where": (_INT, [_INT, _P, _P, _P, _P, Scalar, Scalar, _I64, _ITERP]),
+    "kd_cast": (_INT, [_INT, _INT, _P, _P, _I64, _ITERP]),
+    "kd_fill": (_INT, [_INT, _P, Scalar, _I64, _ITERP]),
+    "kd_arange": (_INT, [_INT, _P, Scalar, Scalar, _I64]),
+    "kd_reduce_workspace": (_I64, [_INT, _INT, _I64, _I64, _I64]),
+    "kd_reduce": (_INT, [_INT, _INT, _P, _P, _I64, _I64, _I64, _P, _I64]),
+    "kd_gather": (_INT, [_INT, _P, _P, _P, _I64, _ITERP]),
+    "kd_scatter": (_INT, [_INT, _P, _P, _P, _I64, _ITERP, _INT]),
+    "kd_uniform": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
+    "kd_normal": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
+    "kd_dropout_mask": (_INT, [_INT, _P, _I64, _D, _c.c_uint64]),
+    "kd_softmax": (_INT, [_INT, _P, _P, _I64, _I64, _I64, _INT]),
+    "kd_softmax_xent_forward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
+    "kd_softmax_xent_backward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
+    "kd_sgd_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _I64P, _D, _D, _D, _INT, _D]),
+    "kd_adam_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _I64, _INT]),
+    "kd_max_pool2d_forward": (_INT, [_INT, _P, _P, _P, _c.POINTER(Pool2d)]),
+    "kd_max_pool2d_backward": (_INT, [_INT, _P, _P, _P, _c.POINTER(Pool2d)]),
+    "kd_avg_pool2d_forward": (_INT, [_INT, _P, _P, _c.POINTER(Pool2d)]),
+    "kd_avg_pool2d_backward": (_INT, [_INT, _P, _P, _c.POINTER(Pool2d)]),
+    "kd_layer_norm_forward": (_INT, [_INT, _P, _P, _P, _P, _P, _P, _I64, _I64, _D]),
+    "kd_layer_norm_backward_workspace": (_I64, [_INT, _I64, _I64]),
+    "kd_layer_norm_backward": (_INT, [_INT, _P, _P, _P, _P, _P, _P, _P, _P, _I64, _I64, _P, _I64]),
+}
+
+
+def library_path() -> Path:
+    env = os.environ.get("KEYDNN_NATIVE_DIR")
+    base = Path(env) if env else Path(__file__).resolve().parents[3] / "_native"
+    return base / "libkeydnn_cuda.so"
+
+
+class _Library:
+    """The loaded library; attributes are the declared C functions."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+            setattr(self, name, fn)
+
+
+def _load() -> tuple[_Library | None, str]:
+    path = library_path()
+    if not path.exists():
+        return None, f"{path} not built (run: python native/build.py --cuda-only)"
+    try:
+        lib = _Library(ctypes.CDLL(str(path)))
+    except (OSError, AttributeError) as exc:
+        return None, f"cannot load {path}: {exc}"
+    version = lib.kd_abi_version()
+    if version != ABI_VERSION:
+        return None, f"{path} has ABI version {version}, expected {ABI_VERSION}: rebuild it"
+    return lib, ""
+
+
+lib, load_error = _load()
+
+
+def check(status: int, op: str) -> None:
+    """Raise NativeLibraryError('keydnn_cuda', op, message, status) for a failed call."""
+    if status:
+        message = lib.kd_last_error().decode(errors="replace") if lib is not None else load_error
+        raise NativeLibraryError(LIBRARY, op, message or STATUS_NAMES.get(status, "failure"), status)
+
+
+def scalar(value: float | int | bool) -> Scalar:
+    """A kd_scalar holding ``value`` for both float and integer kernels."""
+    if isinstance(value, float):
+        iv = int(value) if value == value and abs(value) < 9.2e18 else 0
+        return Scalar(value, iv)
+    iv = int(value)
+    return Scalar(float(iv), iv)
+
+
+def pointer_array(pointers: list[int]) -> ctypes.Array:
+    """A C array of device pointers (void *const *) for the multi-tensor kernels."""
+    return (ctypes.c_void_p * len(pointers))(*pointers)
+
+
+def int64_array(values: list[int]) -> ctypes.Array:
+    return (ctypes.c_int64 * len(values))(*values)

@@ -1,0 +1,103 @@
+// Advanced indexing: gather rows at precomputed element offsets, scatter into them (assign, or accumulate with
+// atomicAdd for index_add). A "row" is the block of trailing dims the index leaves whole, walked through
+// the inner iteration space (operand 0: the packed side, operand 1: the array side).
+#include "kd_common.cuh"
+
+namespace {
+
+using kd::Offsets;
+
+template <typename T, typename I>
+__global__ void gather_kernel(T *out, const T *src, const int64_t *offsets, int64_t rows, I inner,
+                              Offsets<I, 2> offs) {
+  const int64_t n = rows * (int64_t)inner;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = i / inner;
+    I o[2];
+    offs.get((I)(i - r * inner), o);
+    out[r * inner + o[0]] = src[offsets[r] + o[1]];
+  }
+}
+
+__device__ __forceinline__ void atomic_add(float *p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(double *p, double v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
+  // Two's complement addition is the same on unsigned words.
+  atomicAdd(reinterpret_cast<unsigned long long *>(p), (unsigned long long)v);
+}
+__device__ __forceinline__ void atomic_add(uint8_t *, uint8_t) {}
+
+template <typename T, typename I, bool ACCUMULATE>
+__global__ void scatter_kernel(T *dst, const int64_t *offsets, const T *values, int64_t rows, I inner,
+                               Offsets<I, 2> offs) {
+  const int64_t n = rows * (int64_t)inner;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = i / inner;
+    I o[2];
+    offs.get((I)(i - r * inner), o);
+    T v = values[r * inner + o[0]];
+    if (ACCUMULATE) atomic_add(dst + offsets[r] + o[1], v);
+    else dst[offsets[r] + o[1]] = v;
+  }
+}
+
+kd_iter inner_iter(const kd_iter *it) {
+  kd_iter c{};
+  if (it) {
+    c = *it;
+  } else {
+    c.ndim = 1;
+    c.shape[0] = 1;
+  }
+  c.noperands = 2;
+  kd::collapse(c);
+  return c;
+}
+
+int64_t iter_size(const kd_iter &c) {
+  int64_t n = 1;
+  for (int d = 0; d < c.ndim; ++d) n *= c.shape[d];
+  return n;
+}
+
+}  // namespace
+
+extern "C" int kd_gather(int dtype, void *out, const void *src, const int64_t *offsets, int64_t rows,
+                         const kd_iter *inner_it) {
+  kd_iter c = inner_iter(inner_it);
+  int64_t inner = iter_size(c);
+  int64_t n = rows * inner;
+  if (n == 0) return KD_OK;
+  bool small = kd::fits_int32(c);
+  KD_DISPATCH_ALL(dtype, "gather",
+    auto *o = static_cast<scalar_t *>(out); auto *s = static_cast<const scalar_t *>(src);
+    if (small) gather_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, s, offsets, rows, (int32_t)inner,
+                                                                                    Offsets<int32_t, 2>(c));
+    else gather_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, s, offsets, rows, inner,
+                                                                            Offsets<int64_t, 2>(c)));
+  return kd::check_launch("gather");
+}
+
+extern "C" int kd_scatter(int dtype, void *dst, const int64_t *offsets, const void *values, int64_t rows,
+                          const kd_iter *inner_it, int accumulate) {
+  kd_iter c = inner_iter(inner_it);
+  int64_t inner = iter_size(c);
+  int64_t n = rows * inner;
+  if (n == 0) return KD_OK;
+  if (accumulate && dtype == KD_BOOL) return kd::fail(KD_ERR_DTYPE, "index_add: bool cannot be accumulated");
+  bool small = kd::fits_int32(c);
+  KD_DISPATCH_ALL(dtype, "scatter",
+    auto *d = static_cast<scalar_t *>(dst); auto *v = static_cast<const scalar_t *>(values);
+    if (accumulate) {
+      if (small) scatter_kernel<scalar_t, int32_t, true><<<kd::grid_for(n), kd::kThreads>>>(
+          d, offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
+      else scatter_kernel<scalar_t, int64_t, true><<<kd::grid_for(n), kd::kThreads>>>(
+          d, offsets, v, rows, inner, Offsets<int64_t, 2>(c));
+    } else {
+      if (small) scatter_kernel<scalar_t, int32_t, false><<<kd::grid_for(n), kd::kThreads>>>(
+          d, offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
+      else scatter_kernel<scalar_t, int64_t, false><<<kd::grid_for(n), kd::kThreads>>>(
+          d, offsets, v, rows, inner, Offsets<int64_t, 2>(c));
+    });
+  return kd::check_launch("scatter");
+}

@@ -1,0 +1,118 @@
+/* KeyDNN's CUDA kernel library: the plain C ABI bound by keydnn/infrastructure/backends/cuda/_lib.py.
+ *
+ * Every function returns a kd_status; on failure kd_last_error() holds the message (thread-local). All
+ * work runs on the default stream and never synchronises. Pointers are device addresses of the first
+ * element of a view; strides and offsets count elements, and may be negative.
+ */
+#ifndef KEYDNN_CUDA_H
+#define KEYDNN_CUDA_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_MAX_DIMS 8
+#define KD_MAX_OPERANDS 4
+
+/* dtype codes: the order of storage.SUPPORTED_DTYPES */
+enum { KD_F32 = 0, KD_F64 = 1, KD_I64 = 2, KD_BOOL = 3 };
+
+enum kd_status { KD_OK = 0, KD_ERR_ARGUMENT = 1, KD_ERR_DTYPE = 2, KD_ERR_CUDA = 3 };
+
+/* binary ops; the compare ops (KD_EQ and after) write bool */
+enum {
+  KD_ADD = 0, KD_SUB, KD_MUL, KD_DIV, KD_POW, KD_MAXIMUM, KD_MINIMUM, KD_RELU_BACKWARD,
+  KD_EQ, KD_NE, KD_LT, KD_LE, KD_GT, KD_GE
+};
+enum { KD_NEG = 0, KD_EXP, KD_LOG, KD_SQRT, KD_TANH, KD_SIGMOID, KD_ABS, KD_SIGN, KD_RELU };
+enum { KD_SUM = 0, KD_MAX, KD_MIN, KD_ARGMAX };
+
+/* Broadcast iteration space: operand 0 is the output, 1.. the inputs; stride 0 broadcasts. */
+typedef struct {
+  int32_t ndim;
+  int32_t noperands;
+  int64_t shape[KD_MAX_DIMS];
+  int64_t strides[KD_MAX_OPERANDS][KD_MAX_DIMS];
+} kd_iter;
+
+/* A scalar operand, read as .f by float kernels and as .i by int64/bool kernels. */
+typedef struct {
+  double f;
+  int64_t i;
+} kd_scalar;
+
+typedef struct {
+  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+} kd_pool2d;
+
+const char *kd_last_error(void);
+int kd_abi_version(void);
+
+/* elementwise: it == NULL means every operand is contiguous with n elements */
+int kd_binary(int op, int dtype, void *out, const void *a, const void *b, int64_t n, const kd_iter *it);
+/* scalar_left: 0 -> out = a op s, 1 -> out = s op a */
+int kd_binary_scalar(int op, int dtype, void *out, const void *a, kd_scalar s, int scalar_left, int64_t n,
+                     const kd_iter *it);
+int kd_unary(int op, int dtype, void *out, const void *a, int64_t n, const kd_iter *it);
+int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_scalar hi, int has_lo, int has_hi,
+            int64_t n, const kd_iter *it);
+/* a or b NULL: use the scalar instead */
+int kd_where(int dtype, void *out, const void *cond, const void *a, const void *b, kd_scalar sa,
+             kd_scalar sb, int64_t n, const kd_iter *it);
+int kd_cast(int out_dtype, int in_dtype, void *out, const void *a, int64_t n, const kd_iter *it);
+int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const kd_iter *it);
+int kd_arange(int dtype, void *out, kd_scalar start, kd_scalar step, int64_t n);
+
+/* reductions over the middle axis of a contiguous (outer, k, inner) array; out is (outer, inner) */
+int64_t kd_reduce_workspace(int op, int dtype, int64_t outer, int64_t k, int64_t inner);
+int kd_reduce(int op, int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner,
+              void *workspace, int64_t workspace_bytes);
+
+/* indexing: rows of `inner` elements at element offsets; the inner block is strided as `inner_it`
+ * describes (operand 1 = source/destination inside the array, operand 0 = the packed side) */
+int kd_gather(int dtype, void *out, const void *src, const int64_t *offsets, int64_t rows,
+              const kd_iter *inner_it);
+int kd_scatter(int dtype, void *dst, const int64_t *offsets, const void *values, int64_t rows,
+               const kd_iter *inner_it, int accumulate);
+
+/* random numbers: Philox4x32-10 keyed by seed, counter = element group; deterministic per seed */
+int kd_uniform(int dtype, void *out, int64_t n, double low, double high, uint64_t seed);
+int kd_normal(int dtype, void *out, int64_t n, double mean, double std, uint64_t seed);
+int kd_dropout_mask(int dtype, void *out, int64_t n, double p, uint64_t seed);
+
+/* softmax over the middle axis of a contiguous (outer, k, inner) array */
+int kd_softmax(int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner, int log);
+int kd_softmax_xent_forward(int dtype, void *loss, void *probs, const void *logits, const int64_t *labels,
+                            int64_t n, int64_t c);
+int kd_softmax_xent_backward(int dtype, void *dlogits, const void *probs, const int64_t *labels,
+                             const void *g, int64_t n, int64_t c);
+
+/* fused multi-tensor optimizer steps over `count` contiguous tensors (host arrays of device pointers) */
+int kd_sgd_step(int dtype, int64_t count, void *const *params, const void *const *grads, void *const *bufs,
+                const int64_t *sizes, double lr, double momentum, double dampening, int nesterov,
+                double weight_decay);
+int kd_adam_step(int dtype, int64_t count, void *const *params, const void *const *grads, void *const *m,
+                 void *const *v, const int64_t *sizes, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, int64_t step, int decoupled);
+
+/* pooling on contiguous NCHW; argmax is a flat index into each H*W plane */
+int kd_max_pool2d_forward(int dtype, void *y, int64_t *argmax, const void *x, const kd_pool2d *p);
+int kd_max_pool2d_backward(int dtype, void *gx, const void *gy, const int64_t *argmax, const kd_pool2d *p);
+int kd_avg_pool2d_forward(int dtype, void *y, const void *x, const kd_pool2d *p);
+int kd_avg_pool2d_backward(int dtype, void *gx, const void *gy, const kd_pool2d *p);
+
+/* layer norm over the trailing `cols` elements of each of `rows` contiguous rows; gamma/beta may be NULL */
+int kd_layer_norm_forward(int dtype, void *y, void *mean, void *invstd, const void *x, const void *gamma,
+                          const void *beta, int64_t rows, int64_t cols, double eps);
+int64_t kd_layer_norm_backward_workspace(int dtype, int64_t rows, int64_t cols);
+int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *gbeta, const void *gy, const void *x,
+                           const void *gamma, const void *mean, const void *invstd, int64_t rows,
+                           int64_t cols, void *workspace, int64_t workspace_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYDNN_CUDA_H */

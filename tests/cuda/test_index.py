@@ -1,0 +1,119 @@
+"""CUDA getitem/setitem/index_add against NumPy: basic indices as views, advanced indices (int arrays, lists,
+bool masks, device index arrays) with NumPy's placement rules, repeated indices accumulating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keydnn.domain.errors import ShapeError
+from tests.cuda.cuda_helpers import assert_close
+
+pytestmark = pytest.mark.cuda
+
+BASIC = [(0,), (-1,), (slice(1, 3),), (slice(None, None, -1),), (Ellipsis, 2), (None, slice(None), 1),
+         (slice(None, None, 2), None, slice(4, 0, -2)), (1, 2, 3), (Ellipsis,), (slice(5, 1),)]
+ADVANCED = [
+    (np.array([0, 2, 2, -1]),),
+    ([1, 0],),
+    (slice(None), np.array([[0, 1], [4, 4]])),
+    (np.array([0, 1]), slice(None), np.array([2, 3])),   # separated advanced indices: dims go first
+    (slice(None), np.array([1, 2]), np.array([0, 3])),   # adjacent: stay in place
+    (1, slice(None), np.array([0, 0, 2])),               # an int counts as advanced
+    (slice(None), 0, np.array([1, 2])),
+    (None, np.array([2, 0]), slice(1, None, 2)),
+    (Ellipsis, np.array([4, 0])),
+    (np.array([True, False, True]),),
+    (slice(None), np.array([True, False, True, True, False])),
+    (np.arange(15).reshape(3, 5) % 3 == 0,),
+    (np.array([], dtype=np.int64),),
+]
+
+
+def _array(rng, dtype=np.float32):
+    if np.dtype(dtype) == np.bool_:
+        return rng.random((3, 5, 4)) > 0.5
+    return (rng.standard_normal((3, 5, 4)) * 10).astype(dtype)
+
+
+@pytest.mark.parametrize("index", BASIC, ids=str)
+def test_basic_getitem_is_a_view(kt, rng, index):
+    a = _array(rng)
+    da = kt.from_host(a)
+    v = kt.getitem(da, index)
+    assert v.buffer is da.buffer
+    assert_close(kt.to_host(v), a[index])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize("index", ADVANCED, ids=str)
+def test_advanced_getitem(kt, rng, index, dtype):
+    a = _array(rng, dtype)
+    assert_close(kt.to_host(kt.getitem(kt.from_host(a), index)), a[index])
+
+
+def test_getitem_on_views_and_device_indices(kt, rng):
+    a = _array(rng, np.float64)
+    view = kt.transpose(kt.getitem(kt.from_host(a), (slice(None, None, -1),)), (2, 1, 0))  # (4, 5, 3)
+    ref = a[::-1].transpose(2, 1, 0)
+    idx = np.array([3, 0, 3])
+    assert_close(kt.to_host(kt.getitem(view, (kt.from_host(idx), slice(None), 1))), ref[idx, :, 1])
+    mask = ref[:, :, 0] > 0
+    assert_close(kt.to_host(kt.getitem(view, (kt.from_host(mask),))), ref[mask])
+
+
+def test_embedding_lookup(kt, rng):
+    weight = rng.standard_normal((1000, 64)).astype(np.float32)
+    ids = rng.integers(0, 1000, (8, 16))
+    assert_close(kt.to_host(kt.getitem(kt.from_host(weight), (kt.from_host(ids),))), weight[ids])
+
+
+@pytest.mark.parametrize("index", BASIC[:-1] + ADVANCED[:-1], ids=str)
+def test_setitem(kt, rng, index):
+    a = _array(rng, np.float64)
+    target = a[index]
+    values = rng.standard_normal(target.shape[-1:] if target.ndim else ())
+    da = kt.from_host(a)
+    kt.setitem(da, index, kt.from_host(values))
+    ref = a.copy()
+    ref[index] = values
+    assert_close(kt.to_host(da), ref)
+    kt.setitem(da, index, 2.5)
+    ref[index] = 2.5
+    assert_close(kt.to_host(da), ref)
+
+
+def test_setitem_casts_and_host_values(kt, rng):
+    a = np.zeros((4, 3), np.float32)
+    da = kt.from_host(a)
+    kt.setitem(da, (np.array([0, 2]),), np.array([[1, 2, 3]]))
+    kt.setitem(da, (slice(None), 1), kt.from_host(np.arange(4)))
+    a[[0, 2]] = [[1, 2, 3]]
+    a[:, 1] = np.arange(4)
+    assert_close(kt.to_host(da), a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("index", [(np.array([0, 2, 0, 0, 1]),), (slice(None), np.array([3, 3, 1])),
+                                   (np.array([1, 1]), np.array([4, 4])), (slice(1, 3),), (0, slice(None, None, 2)),
+                                   (np.arange(15).reshape(3, 5) % 2 == 0,)], ids=str)
+def test_index_add_accumulates(kt, rng, index, dtype):
+    shape = (3, 5, 4)
+    target_shape = np.zeros(shape)[index].shape
+    values = (rng.standard_normal(target_shape) * 10).astype(dtype)
+    got = kt.to_host(kt.index_add(shape, dtype, index, kt.from_host(values)))
+    ref = np.zeros(shape, dtype)
+    np.add.at(ref, index, values)
+    assert_close(got, ref, rtol=1e-5)
+
+
+def test_index_errors(kt):
+    a = kt.zeros((3, 4), np.float32)
+    with pytest.raises(ShapeError):
+        kt.getitem(a, (5,))
+    with pytest.raises(ShapeError):
+        kt.getitem(a, (np.array([0, 7]),))
+    with pytest.raises(ShapeError):
+        kt.getitem(a, (0, 1, 2))
+    with pytest.raises(ShapeError):
+        kt.getitem(a, (np.array([True, False]),))
