@@ -215,7 +215,7 @@ class Model(Module):
             for xb, yb in epoch_batches:
                 logs = self._train_step(xb, yb, loss_fn, optimizer, named)
                 avg.add(logs, len(xb))
-                progress.update(logs)
+                progress.update(avg.means())  # running epoch means, not the last batch's noise
             logs = avg.means()
             if validation_data is not None:
                 xv, yv = validation_data
