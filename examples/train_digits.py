@@ -39,7 +39,8 @@ def main() -> None:
     print(model.summary())
     loss = SoftmaxCrossEntropy()
     model.fit(x[train], y[train], loss=loss, optimizer=Adam(model.parameters(), lr=args.lr),
-              metrics=["accuracy"], batch_size=args.batch_size, epochs=args.epochs, validation_data=(x[test], y[test]), verbose=1)
+              metrics=["accuracy"], batch_size=args.batch_size, epochs=args.epochs,
+              validation_data=(x[test], y[test]), verbose=1)
 
     result = model.evaluate(x[test], y[test], loss, ["accuracy"])
     print(f"held-out accuracy: {result['accuracy']:.4f} ({len(test)} images), loss {result['loss']:.4f}")
