@@ -2,6 +2,7 @@
 // Windows are clipped to the image: a padded cell is -inf for max (never chosen) and 0 for average.
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "keydnn_cpu.h"
 
@@ -17,35 +18,46 @@ bool valid(const keydnn_pool_geom* g) {
 
 constexpr int64_t kParallelMin = 16384;  // below this many elements a thread team costs more than it saves
 
+// Row at a time with the output column innermost: independent columns instead of one long compare chain.
+// Cells are visited in row-major window order, so the strict '>' keeps the first maximum.
 template <typename T>
-int max_forward(const T* x, const keydnn_pool_geom* g, T* y, int64_t* argmax) {
-    if (!valid(g) || (g->planes > 0 && (!x || !y || !argmax))) return KEYDNN_ERR_INVALID_ARGUMENT;
+int max_forward(const T* x, const keydnn_pool_geom* geom, T* y, int64_t* argmax) {
+    if (!valid(geom) || (geom->planes > 0 && (!x || !y || !argmax))) return KEYDNN_ERR_INVALID_ARGUMENT;
+    // A local copy: the int64 argmax stores could otherwise alias the geometry and force reloads.
+    const keydnn_pool_geom local = *geom;
+    const keydnn_pool_geom* g = &local;
     const int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    std::vector<int64_t> first_col(g->ow), lo(g->kw), hi(g->kw);
+    for (int64_t ox = 0; ox < g->ow; ++ox) first_col[ox] = std::max<int64_t>(ox * g->sw - g->pw, 0);
+    for (int64_t kj = 0; kj < g->kw; ++kj) {  // output columns whose window column kj is inside the image
+        const int64_t off = kj - g->pw;
+        lo[kj] = std::min(g->ow, off >= 0 ? 0 : (-off + g->sw - 1) / g->sw);
+        hi[kj] = std::max(lo[kj], (g->w - 1 - off) < 0 ? 0 : std::min(g->ow, (g->w - 1 - off) / g->sw + 1));
+    }
 #pragma omp parallel for schedule(static) if (g->planes * in_plane > kParallelMin)
     for (int64_t pl = 0; pl < g->planes; ++pl) {
         const T* xp = x + pl * in_plane;
-        T* yp = y + pl * out_plane;
-        int64_t* ap = argmax + pl * out_plane;
         for (int64_t oy = 0; oy < g->oh; ++oy) {
+            T* yr = y + pl * out_plane + oy * g->ow;
+            int64_t* ar = argmax + pl * out_plane + oy * g->ow;
             const int64_t h0 = oy * g->sh - g->ph;
             const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + g->kh, g->h);
             for (int64_t ox = 0; ox < g->ow; ++ox) {
-                const int64_t w0 = ox * g->sw - g->pw;
-                const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + g->kw, g->w);
-                T best = -std::numeric_limits<T>::infinity();
-                int64_t arg = hs * g->w + ws;
-                for (int64_t ih = hs; ih < he; ++ih) {
-                    for (int64_t iw = ws; iw < we; ++iw) {
-                        const T v = xp[ih * g->w + iw];
-                        // Strictly greater keeps the first maximum; a NaN beats any number once.
-                        if (v > best || (v != v && best == best)) {
-                            best = v;
-                            arg = ih * g->w + iw;
-                        }
+                yr[ox] = -std::numeric_limits<T>::infinity();
+                ar[ox] = hs * g->w + first_col[ox];
+            }
+            for (int64_t ih = hs; ih < he; ++ih) {
+                const T* xr = xp + ih * g->w;
+                for (int64_t kj = 0; kj < g->kw; ++kj) {
+                    const int64_t off = kj - g->pw;
+                    for (int64_t ox = lo[kj]; ox < hi[kj]; ++ox) {
+                        const int64_t iw = ox * g->sw + off;
+                        const T v = xr[iw], best = yr[ox];
+                        const bool take = v > best || (v != v && best == best);
+                        yr[ox] = take ? v : best;
+                        ar[ox] = take ? ih * g->w + iw : ar[ox];
                     }
                 }
-                yp[oy * g->ow + ox] = best;
-                ap[oy * g->ow + ox] = arg;
             }
         }
     }
@@ -101,25 +113,41 @@ int avg_forward(const T* x, const keydnn_pool_geom* g, T* y) {
     return KEYDNN_OK;
 }
 
+// Output index range [lo, hi) whose windows (start i*s - p, length k) cover input index x.
+inline void covering(int64_t x, int64_t k, int64_t s, int64_t p, int64_t n_out, int64_t& lo, int64_t& hi) {
+    const int64_t first = x + p - k + 1;
+    lo = first <= 0 ? 0 : (first + s - 1) / s;
+    hi = std::min(n_out, (x + p) / s + 1);
+    if (hi < lo) hi = lo;
+}
+
+// A gather over the windows covering each input cell: every gx element is written once, no zero-fill pass.
 template <typename T>
 int avg_backward(const T* gy, const keydnn_pool_geom* g, T* gx) {
     if (!valid(g) || (g->planes > 0 && (!gy || !gx))) return KEYDNN_ERR_INVALID_ARGUMENT;
     const int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     const T scale = T(1) / T(g->kh * g->kw);
+    std::vector<int64_t> col_lo(g->w), col_hi(g->w);
+    for (int64_t iw = 0; iw < g->w; ++iw) covering(iw, g->kw, g->sw, g->pw, g->ow, col_lo[iw], col_hi[iw]);
+    const bool disjoint = g->sh >= g->kh && g->sw >= g->kw;
 #pragma omp parallel for schedule(static) if (g->planes * in_plane > kParallelMin)
     for (int64_t pl = 0; pl < g->planes; ++pl) {
         T* gp = gx + pl * in_plane;
         const T* gyp = gy + pl * out_plane;
-        std::fill(gp, gp + in_plane, T(0));
-        for (int64_t oy = 0; oy < g->oh; ++oy) {
-            const int64_t h0 = oy * g->sh - g->ph;
-            const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + g->kh, g->h);
-            for (int64_t ox = 0; ox < g->ow; ++ox) {
-                const int64_t w0 = ox * g->sw - g->pw;
-                const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + g->kw, g->w);
-                const T v = gyp[oy * g->ow + ox] * scale;
-                for (int64_t ih = hs; ih < he; ++ih)
-                    for (int64_t iw = ws; iw < we; ++iw) gp[ih * g->w + iw] += v;
+        for (int64_t ih = 0; ih < g->h; ++ih) {
+            int64_t r0, r1;
+            covering(ih, g->kh, g->sh, g->ph, g->oh, r0, r1);
+            if (disjoint) {  // stride >= kernel: at most one window covers each cell
+                const T* row = gyp + r0 * g->ow;
+                for (int64_t iw = 0; iw < g->w; ++iw)
+                    gp[ih * g->w + iw] = (r0 < r1 && col_lo[iw] < col_hi[iw]) ? row[col_lo[iw]] * scale : T(0);
+                continue;
+            }
+            for (int64_t iw = 0; iw < g->w; ++iw) {
+                T acc = 0;
+                for (int64_t oy = r0; oy < r1; ++oy)
+                    for (int64_t ox = col_lo[iw]; ox < col_hi[iw]; ++ox) acc += gyp[oy * g->ow + ox];
+                gp[ih * g->w + iw] = acc * scale;
             }
         }
     }
