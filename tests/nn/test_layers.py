@@ -10,8 +10,18 @@ import pytest
 from keydnn import Tensor
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
 from keydnn.infrastructure import initializers as init
-from keydnn.infrastructure.nn import (Dense, Dropout, Flatten, LeakyReLU, Linear, LogSoftmax, ReLU, Sigmoid,
-                                      Softmax, Tanh)
+from keydnn.infrastructure.nn import (
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from keydnn.infrastructure.tensor import manual_seed
 
 

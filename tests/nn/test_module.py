@@ -27,7 +27,8 @@ def test_parameters_own_first_then_children_with_dotted_names():
     b = Block()
     names = [n for n, _ in b.named_parameters()]
     assert names == ["scale", "inner.weight", "inner.bias"]
-    assert [n for n, _ in b.named_parameters(prefix="blk")] == ["blk.scale", "blk.inner.weight", "blk.inner.bias"]
+    assert [n for n, _ in b.named_parameters(prefix="blk")] == ["blk.scale", "blk.inner.weight",
+                                                                 "blk.inner.bias"]
     assert [p.shape for p in b.parameters()] == [(3,), (2, 3), (2,)]
     assert [n for n, _ in b.named_parameters(recurse=False)] == ["scale"]
 
@@ -99,7 +100,7 @@ def test_state_dict_holds_parameters_and_persistent_buffers():
 def test_load_state_dict_round_trip_from_arrays_and_tensors():
     a, b = Block(), Block()
     b.load_state_dict(a.state_dict())
-    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         np.testing.assert_array_equal(pa.to_numpy(), pb.to_numpy(), err_msg=n)
     arrays = {k: v.to_numpy() * 0 + 2 for k, v in a.state_dict().items()}
     b.load_state_dict(arrays)
@@ -115,7 +116,8 @@ def test_load_state_dict_checks_everything_before_writing():
     bad_dtype = dict(good, **{"inner.bias": np.zeros(2, np.float64)})
     missing = {k: v for k, v in good.items() if k != "scale"}
     extra = dict(good, bogus=np.zeros(1, np.float32))
-    for state, pattern in ((bad_shape, "shape"), (bad_dtype, "float64"), (missing, "missing"), (extra, "bogus")):
+    cases = ((bad_shape, "shape"), (bad_dtype, "float64"), (missing, "missing"), (extra, "bogus"))
+    for state, pattern in cases:
         with pytest.raises(SerializationError, match=pattern):
             b.load_state_dict(state)
         for k, v in b.state_dict().items():
