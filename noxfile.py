@@ -27,7 +27,8 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (CUDA tests skip without a GPU), in parallel with pytest-xdist."""
     _install(session)
     session.run("python", "-m", "keydnn", "info")
-    session.run("pytest", "-n", "auto", "-q", *session.posargs)
+    # xdist already uses every core; BLAS threads on top would oversubscribe them (10x slower small GEMMs).
+    session.run("pytest", "-n", "auto", "-q", *session.posargs, env={"OPENBLAS_NUM_THREADS": "1"})
 
 
 @nox.session
