@@ -26,6 +26,7 @@ int max_forward(const T* x, const keydnn_pool_geom* geom, T* y, int64_t* argmax)
     // A local copy: the int64 argmax stores could otherwise alias the geometry and force reloads.
     const keydnn_pool_geom local = *geom;
     const keydnn_pool_geom* g = &local;
+    const int64_t width = g->w, kw = g->kw, sw = g->sw, pw = g->pw;
     const int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     std::vector<int64_t> first_col(g->ow), lo(g->kw), hi(g->kw);
     for (int64_t ox = 0; ox < g->ow; ++ox) first_col[ox] = std::max<int64_t>(ox * g->sw - g->pw, 0);
@@ -47,15 +48,16 @@ int max_forward(const T* x, const keydnn_pool_geom* geom, T* y, int64_t* argmax)
                 ar[ox] = hs * g->w + first_col[ox];
             }
             for (int64_t ih = hs; ih < he; ++ih) {
-                const T* xr = xp + ih * g->w;
-                for (int64_t kj = 0; kj < g->kw; ++kj) {
-                    const int64_t off = kj - g->pw;
-                    for (int64_t ox = lo[kj]; ox < hi[kj]; ++ox) {
-                        const int64_t iw = ox * g->sw + off;
-                        const T v = xr[iw], best = yr[ox];
-                        const bool take = v > best || (v != v && best == best);
+                const T* xr = xp + ih * width;
+                for (int64_t kj = 0; kj < kw; ++kj) {
+                    const int64_t off = kj - pw, o0 = lo[kj], o1 = hi[kj], base = ih * width + off;
+                    for (int64_t ox = o0; ox < o1; ++ox) {
+                        const T v = xr[ox * sw + off], best = yr[ox];
+                        // Bitwise (not short-circuit) logic keeps this branch-free: random data would
+                        // mispredict a branch on every other cell.
+                        const bool take = (v > best) | ((v != v) & (best == best));
                         yr[ox] = take ? v : best;
-                        ar[ox] = take ? ih * g->w + iw : ar[ox];
+                        ar[ox] = take ? base + ox * sw : ar[ox];
                     }
                 }
             }
