@@ -63,10 +63,16 @@ def test_conv2d_native_matches_reference(case, dtype, contiguous):
     if not contiguous:
         x, w, gy = _strided(x), _strided(w), _strided(gy)
     np.testing.assert_allclose(nconv.conv2d_forward(x, w, b, *geo), y, **TOL[dtype])
-    np.testing.assert_allclose(nconv.conv2d_backward_input(gy, w, x.shape, *geo),
-                               rconv.conv2d_backward_input(gy, w, x.shape, *geo), **TOL[dtype])
-    np.testing.assert_allclose(nconv.conv2d_backward_weight(gy, x, w.shape, *geo),
-                               rconv.conv2d_backward_weight(gy, x, w.shape, *geo), **TOL[dtype])
+    np.testing.assert_allclose(
+        nconv.conv2d_backward_input(gy, w, x.shape, *geo),
+        rconv.conv2d_backward_input(gy, w, x.shape, *geo),
+        **TOL[dtype],
+    )
+    np.testing.assert_allclose(
+        nconv.conv2d_backward_weight(gy, x, w.shape, *geo),
+        rconv.conv2d_backward_weight(gy, x, w.shape, *geo),
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("kernels", [rconv, nconv], ids=["numpy", "native"])
@@ -76,17 +82,24 @@ def test_conv2d_backward_input_honours_output_padding_shape(kernels):
     w, gy = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((2, 3, 5, 5))
     gx = kernels.conv2d_backward_input(gy, w, (2, 2, 10, 10), (2, 2), (1, 1), (1, 1), 1)
     assert gx.shape == (2, 2, 10, 10)
-    np.testing.assert_allclose(gx[:, :, :9, :9],
-                               kernels.conv2d_backward_input(gy, w, (2, 2, 9, 9), (2, 2), (1, 1), (1, 1), 1))
+    np.testing.assert_allclose(
+        gx[:, :, :9, :9], kernels.conv2d_backward_input(gy, w, (2, 2, 9, 9), (2, 2), (1, 1), (1, 1), 1)
+    )
     torch = pytest.importorskip("torch")
-    expected = torch.nn.functional.conv_transpose2d(torch.tensor(gy), torch.tensor(w), stride=2, padding=1,
-                                                    output_padding=1)
+    expected = torch.nn.functional.conv_transpose2d(
+        torch.tensor(gy), torch.tensor(w), stride=2, padding=1, output_padding=1
+    )
     np.testing.assert_allclose(gx, expected.numpy(), rtol=1e-10, atol=1e-10)
 
 
-POOL_CASES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)), ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1)),
-              ((2, 1, 6, 5), (3, 2), (1, 2), (1, 1)), ((1, 2, 5, 5), (3, 3), (1, 1), (0, 0)),
-              ((3, 2, 9, 4), (4, 2), (3, 1), (2, 1)), ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0))]
+POOL_CASES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1)),
+    ((2, 1, 6, 5), (3, 2), (1, 2), (1, 1)),
+    ((1, 2, 5, 5), (3, 3), (1, 1), (0, 0)),
+    ((3, 2, 9, 4), (4, 2), (3, 1), (2, 1)),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0)),
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -103,12 +116,15 @@ def test_pooling_native_matches_reference(case, dtype, contiguous):
     ny, narg = npool.max_pool2d_forward(x, k, s, p)
     np.testing.assert_array_equal(ny, y)
     np.testing.assert_array_equal(narg, arg)
-    np.testing.assert_allclose(npool.max_pool2d_backward(gy, arg, xs), rpool.max_pool2d_backward(gy, arg, xs),
-                               **TOL[dtype])
-    np.testing.assert_allclose(npool.avg_pool2d_forward(x, k, s, p), rpool.avg_pool2d_forward(x, k, s, p),
-                               **TOL[dtype])
-    np.testing.assert_allclose(npool.avg_pool2d_backward(gy, xs, k, s, p),
-                               rpool.avg_pool2d_backward(gy, xs, k, s, p), **TOL[dtype])
+    np.testing.assert_allclose(
+        npool.max_pool2d_backward(gy, arg, xs), rpool.max_pool2d_backward(gy, arg, xs), **TOL[dtype]
+    )
+    np.testing.assert_allclose(
+        npool.avg_pool2d_forward(x, k, s, p), rpool.avg_pool2d_forward(x, k, s, p), **TOL[dtype]
+    )
+    np.testing.assert_allclose(
+        npool.avg_pool2d_backward(gy, xs, k, s, p), rpool.avg_pool2d_backward(gy, xs, k, s, p), **TOL[dtype]
+    )
 
 
 @pytest.mark.parametrize("kernels", [rpool, npool], ids=["numpy", "native"])
@@ -158,10 +174,13 @@ def test_batch_norm_native_matches_reference(shape, dtype, affine):
 def test_layer_norm_native_matches_reference(shape, n_axes, dtype, affine):
     rng = np.random.default_rng(4)
     x, gy = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    pshape = shape[len(shape) - n_axes:]
+    pshape = shape[len(shape) - n_axes :]
     g = rng.standard_normal(pshape).astype(dtype) if affine else None
     b = rng.standard_normal(pshape).astype(dtype) if affine else None
-    ref, nat = rnorm.layer_norm_forward(x, g, b, n_axes, 1e-5), nnorm.layer_norm_forward(x, g, b, n_axes, 1e-5)
+    ref, nat = (
+        rnorm.layer_norm_forward(x, g, b, n_axes, 1e-5),
+        nnorm.layer_norm_forward(x, g, b, n_axes, 1e-5),
+    )
     for r, n in zip(ref, nat, strict=True):
         np.testing.assert_allclose(n, r, **TOL[dtype])
     rb = rnorm.layer_norm_backward(gy, x, g, *ref[1:], n_axes)
@@ -202,17 +221,23 @@ def test_reference_matches_torch(dtype):
         ty.backward(torch.tensor(gy))
         geo = (stride, padding, dilation, groups)
         np.testing.assert_allclose(rconv.conv2d_forward(x, w, None, *geo), ty.detach().numpy(), **TOL[dtype])
-        np.testing.assert_allclose(rconv.conv2d_backward_input(gy, w, xs, *geo), tx.grad.numpy(), **TOL[dtype])
-        np.testing.assert_allclose(rconv.conv2d_backward_weight(gy, x, ws, *geo), tw.grad.numpy(), **TOL[dtype])
+        np.testing.assert_allclose(
+            rconv.conv2d_backward_input(gy, w, xs, *geo), tx.grad.numpy(), **TOL[dtype]
+        )
+        np.testing.assert_allclose(
+            rconv.conv2d_backward_weight(gy, x, ws, *geo), tw.grad.numpy(), **TOL[dtype]
+        )
     for xs, k, s, p in POOL_CASES:
         x = rng.standard_normal(xs).astype(dtype)
         ty, targ = F.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
         y, arg = rpool.max_pool2d_forward(x, k, s, p)
         np.testing.assert_array_equal(y, ty.numpy())
         np.testing.assert_array_equal(arg, targ.numpy())
-        np.testing.assert_allclose(rpool.avg_pool2d_forward(x, k, s, p),
-                                   F.avg_pool2d(torch.tensor(x), k, s, p, count_include_pad=True).numpy(),
-                                   **TOL[dtype])
+        np.testing.assert_allclose(
+            rpool.avg_pool2d_forward(x, k, s, p),
+            F.avg_pool2d(torch.tensor(x), k, s, p, count_include_pad=True).numpy(),
+            **TOL[dtype],
+        )
 
 
 # ---- fuzzing: any geometry either works or raises a KeyDNN error before a native call --------------------
@@ -220,9 +245,14 @@ small = st.integers(min_value=-2, max_value=6)
 
 
 @settings(max_examples=150, deadline=None)
-@given(x=st.lists(small, min_size=3, max_size=5), w=st.lists(small, min_size=3, max_size=5),
-       stride=st.tuples(small, small), padding=st.tuples(small, small), dilation=st.tuples(small, small),
-       groups=st.integers(min_value=-1, max_value=4))
+@given(
+    x=st.lists(small, min_size=3, max_size=5),
+    w=st.lists(small, min_size=3, max_size=5),
+    stride=st.tuples(small, small),
+    padding=st.tuples(small, small),
+    dilation=st.tuples(small, small),
+    groups=st.integers(min_value=-1, max_value=4),
+)
 def test_conv_geometry_fuzz_never_crashes(x, w, stride, padding, dilation, groups):
     try:
         xs, ws = tuple(max(v, 0) for v in x), tuple(max(v, 0) for v in w)
@@ -230,9 +260,11 @@ def test_conv_geometry_fuzz_never_crashes(x, w, stride, padding, dilation, group
     except ValueError:
         return
     geo = (stride, padding, dilation, groups)
-    for call in (lambda: nconv.conv2d_forward(xa, wa, None, *geo),
-                 lambda: nconv.conv2d_backward_input(np.ones((1,) * 4, np.float32), wa, xs, *geo),
-                 lambda: nconv.conv2d_backward_weight(np.ones((1,) * 4, np.float32), xa, ws, *geo)):
+    for call in (
+        lambda: nconv.conv2d_forward(xa, wa, None, *geo),
+        lambda: nconv.conv2d_backward_input(np.ones((1,) * 4, np.float32), wa, xs, *geo),
+        lambda: nconv.conv2d_backward_weight(np.ones((1,) * 4, np.float32), xa, ws, *geo),
+    ):
         try:
             call()
         except ShapeError:
@@ -240,16 +272,23 @@ def test_conv_geometry_fuzz_never_crashes(x, w, stride, padding, dilation, group
 
 
 @settings(max_examples=150, deadline=None)
-@given(x=st.lists(small, min_size=3, max_size=5), kernel=st.tuples(small, small), stride=st.tuples(small, small),
-       padding=st.tuples(small, small), gy=st.lists(small, min_size=4, max_size=4))
+@given(
+    x=st.lists(small, min_size=3, max_size=5),
+    kernel=st.tuples(small, small),
+    stride=st.tuples(small, small),
+    padding=st.tuples(small, small),
+    gy=st.lists(small, min_size=4, max_size=4),
+)
 def test_pool_geometry_fuzz_never_crashes(x, kernel, stride, padding, gy):
     xs = tuple(max(v, 0) for v in x)
     xa = np.ones(xs, np.float64)
     gya = np.ones(tuple(max(v, 0) for v in gy), np.float64)
-    for call in (lambda: npool.max_pool2d_forward(xa, kernel, stride, padding),
-                 lambda: npool.avg_pool2d_forward(xa, kernel, stride, padding),
-                 lambda: npool.avg_pool2d_backward(gya, xs, kernel, stride, padding),
-                 lambda: npool.max_pool2d_backward(gya, np.zeros(gya.shape, np.int64), xs)):
+    for call in (
+        lambda: npool.max_pool2d_forward(xa, kernel, stride, padding),
+        lambda: npool.avg_pool2d_forward(xa, kernel, stride, padding),
+        lambda: npool.avg_pool2d_backward(gya, xs, kernel, stride, padding),
+        lambda: npool.max_pool2d_backward(gya, np.zeros(gya.shape, np.int64), xs),
+    ):
         try:
             call()
         except ShapeError:

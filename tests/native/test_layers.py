@@ -23,8 +23,9 @@ from keydnn.infrastructure.tensor import manual_seed
 
 def _chain():
     manual_seed(0)
-    return Sequential(Conv2d(2, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(4 * 3 * 3, 5),
-                      Softmax(axis=-1))
+    return Sequential(
+        Conv2d(2, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(4 * 3 * 3, 5), Softmax(axis=-1)
+    )
 
 
 def test_conv_chain_matches_torch_forward_and_gradients():
@@ -38,11 +39,16 @@ def test_conv_chain_matches_torch_forward_and_gradients():
     tconv = torch.nn.Conv2d(2, 4, 3, padding=1)
     tlin = torch.nn.Linear(36, 5)
     with torch.no_grad():
-        for t, k in ((tconv.weight, conv.weight), (tconv.bias, conv.bias), (tlin.weight, lin.weight),
-                     (tlin.bias, lin.bias)):
+        for t, k in (
+            (tconv.weight, conv.weight),
+            (tconv.bias, conv.bias),
+            (tlin.weight, lin.weight),
+            (tlin.bias, lin.bias),
+        ):
             t.copy_(torch.tensor(k.to_numpy()))
-    ty = torch.softmax(tlin(torch.flatten(torch.nn.functional.max_pool2d(torch.relu(tconv(torch.tensor(x))), 2), 1)),
-                       -1)
+    ty = torch.softmax(
+        tlin(torch.flatten(torch.nn.functional.max_pool2d(torch.relu(tconv(torch.tensor(x))), 2), 1)), -1
+    )
     (ty * torch.arange(15, dtype=torch.float32).reshape(3, 5)).sum().backward()
     np.testing.assert_allclose(y.to_numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
     for t, k in ((tconv.weight, conv.weight), (tconv.bias, conv.bias), (tlin.weight, lin.weight)):
@@ -55,15 +61,17 @@ def test_batch_norm_running_stats_and_eval_match_torch():
     bn, tbn = BatchNorm2d(3, momentum=0.2), torch.nn.BatchNorm2d(3, momentum=0.2)
     for _ in range(3):
         x = (rng.standard_normal((4, 3, 5, 5)) * 2 + 1).astype(np.float32)
-        np.testing.assert_allclose(bn(Tensor(data=x)).to_numpy(), tbn(torch.tensor(x)).detach().numpy(),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            bn(Tensor(data=x)).to_numpy(), tbn(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+        )
     np.testing.assert_allclose(bn.running_mean.to_numpy(), tbn.running_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn.running_var.to_numpy(), tbn.running_var.numpy(), rtol=1e-5, atol=1e-6)
     bn.eval()
     tbn.eval()
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
-    np.testing.assert_allclose(bn(Tensor(data=x)).to_numpy(), tbn(torch.tensor(x)).detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        bn(Tensor(data=x)).to_numpy(), tbn(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_norm_layers_reject_wrong_inputs():
@@ -125,16 +133,26 @@ def test_lenet_on_digits_reaches_97_percent():
     x, y = x[order], y[order]
     n_train = 1400
     manual_seed(0)
-    model = Sequential(Conv2d(1, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2),
-                       Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(),
-                       Linear(32 * 2 * 2, 64), ReLU(), Linear(64, 10))
+    model = Sequential(
+        Conv2d(1, 16, 3, padding=1),
+        BatchNorm2d(16),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(16, 32, 3, padding=1),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(32 * 2 * 2, 64),
+        ReLU(),
+        Linear(64, 10),
+    )
     opt = Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(1)
     start = time.perf_counter()
     for _ in range(12):
         perm = rng.permutation(n_train)
         for i in range(0, n_train, 50):
-            idx = perm[i:i + 50]
+            idx = perm[i : i + 50]
             opt.zero_grad()
             loss = softmax_cross_entropy(model(Tensor(data=x[idx])), Tensor(data=y[idx]))
             loss.backward()

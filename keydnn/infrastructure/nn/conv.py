@@ -22,8 +22,17 @@ def _positive(name: str, cls: str, value: Any) -> int:
 
 
 class _ConvBase(Module):
-    def _setup(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any, dilation: Any,
-               groups: int, device: Any, dtype: Any) -> None:
+    def _setup(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any,
+        dilation: Any,
+        groups: int,
+        device: Any,
+        dtype: Any,
+    ) -> None:
         cls = type(self).__name__
         self.in_channels = _positive("in_channels", cls, in_channels)
         self.out_channels = _positive("out_channels", cls, out_channels)
@@ -40,11 +49,18 @@ class _ConvBase(Module):
         return self.weight.device
 
     def _config(self) -> dict[str, Any]:
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "dilation": list(self.dilation), "groups": self.groups, "bias": self.bias is not None,
-                "device": str(self.weight.device), "dtype": str(self.weight.dtype),
-                "initializer": self.initializer}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias is not None,
+            "device": str(self.weight.device),
+            "dtype": str(self.weight.dtype),
+            "initializer": self.initializer,
+        }
 
 
 @register_module()
@@ -56,14 +72,28 @@ class Conv2d(_ConvBase):
     bottom/right, as PyTorch does).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, *, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True, device: Any = None,
-                 dtype: Any = None, initializer: str = "kaiming") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        *,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        initializer: str = "kaiming",
+    ) -> None:
         super().__init__()
         self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, device, dtype)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+                raise ValueError(
+                    f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+                )
             if padding == "same" and self.stride != (1, 1):
                 raise ValueError("Conv2d: padding='same' needs stride 1")
             self.padding: Any = padding
@@ -91,14 +121,29 @@ class Conv2dTranspose(_ConvBase):
     output_padding + 1, with output_padding smaller than stride or dilation.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, *, stride: Any = 1,
-                 padding: Any = 0, output_padding: Any = 0, dilation: Any = 1, groups: int = 1,
-                 bias: bool = True, device: Any = None, dtype: Any = None, initializer: str = "kaiming") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        *,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        initializer: str = "kaiming",
+    ) -> None:
         super().__init__()
         self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, device, dtype)
         self.padding = pair("Conv2dTranspose", "padding", padding, 0)
         self.output_padding = pair("Conv2dTranspose", "output_padding", output_padding, 0)
-        if any(o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)):
+        if any(
+            o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)
+        ):
             raise ValueError("Conv2dTranspose: output_padding must be smaller than stride or dilation")
         self.initializer = initializer
         shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
@@ -106,8 +151,16 @@ class Conv2dTranspose(_ConvBase):
         self.bias = Parameter((self.out_channels,), self._device, dtype=self._dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                self.dilation, self.groups)
+        return conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.dilation,
+            self.groups,
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {**self._config(), "padding": list(self.padding), "output_padding": list(self.output_padding)}

@@ -20,14 +20,24 @@ from keydnn.infrastructure.tensor._tensor import Tensor, as_dtype
 class _BatchNorm(Module):
     _ranks: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, *, device: Any = None, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        device: Any = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         cls = type(self).__name__
         if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
             raise ValueError(f"{cls}: num_features must be a positive int, got {num_features!r}")
         if not eps > 0 or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{cls}: need eps > 0 and 0 <= momentum <= 1, got eps={eps}, momentum={momentum}")
+            raise ValueError(
+                f"{cls}: need eps > 0 and 0 <= momentum <= 1, got eps={eps}, momentum={momentum}"
+            )
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.affine = bool(affine)
         dev = Device(device) if device is not None else CPU
@@ -40,8 +50,12 @@ class _BatchNorm(Module):
     def forward(self, x: Tensor) -> Tensor:
         cls = type(self).__name__
         if x.ndim not in self._ranks or x.shape[1] != self.num_features:
-            raise ShapeError(cls, f"expects a {' or '.join(f'{r}-D' for r in self._ranks)} input with "
-                                  f"{self.num_features} channels on axis 1", x)
+            raise ShapeError(
+                cls,
+                f"expects a {' or '.join(f'{r}-D' for r in self._ranks)} input with "
+                f"{self.num_features} channels on axis 1",
+                x,
+            )
         if self.training:
             stats: list = []
             y = batch_norm(x, self.gamma, self.beta, self.eps, batch_stats=stats)
@@ -59,15 +73,23 @@ class _BatchNorm(Module):
         n = x.numel() // x.shape[1]
         with no_grad():
             batch_mean = Tensor._make(mean, x.device, False, None)
-            batch_var = (1.0 / (Tensor._make(invstd, x.device, False, None) ** 2) - self.eps) * (n / max(n - 1, 1))
+            batch_var = (1.0 / (Tensor._make(invstd, x.device, False, None) ** 2) - self.eps) * (
+                n / max(n - 1, 1)
+            )
             m = self.momentum
             self.running_mean.copy_from(self.running_mean * (1 - m) + batch_mean * m)
             self.running_var.copy_from(self.running_var * (1 - m) + batch_var * m)
 
     def get_config(self) -> dict[str, Any]:
         ref = self.running_mean
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "device": str(ref.device), "dtype": str(ref.dtype)}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "device": str(ref.device),
+            "dtype": str(ref.dtype),
+        }
 
 
 @register_module()
@@ -91,10 +113,21 @@ class LayerNorm(Module):
     """``LayerNorm(normalized_shape, *, device=None, eps=1e-5, affine=True)``: normalises over the trailing
     dims matching ``normalized_shape``, with elementwise gamma (ones) and beta (zeros)."""
 
-    def __init__(self, normalized_shape: Any, *, device: Any = None, eps: float = 1e-5, affine: bool = True,
-                 dtype: Any = None) -> None:
+    def __init__(
+        self,
+        normalized_shape: Any,
+        *,
+        device: Any = None,
+        eps: float = 1e-5,
+        affine: bool = True,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        shape = (
+            (normalized_shape,)
+            if isinstance(normalized_shape, (int, np.integer))
+            else tuple(normalized_shape)
+        )
         if not shape or any(not isinstance(s, (int, np.integer)) or s <= 0 for s in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be positive ints, got {normalized_shape!r}")
         if not eps > 0:
@@ -110,6 +143,13 @@ class LayerNorm(Module):
         return layer_norm(x, self.normalized_shape, self.gamma, self.beta, self.eps)
 
     def get_config(self) -> dict[str, Any]:
-        dev, dt = (self.gamma.device, self.gamma.dtype) if self.gamma is not None else (self._device, self._dtype)
-        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps, "affine": self.affine,
-                "device": str(dev), "dtype": str(dt)}
+        dev, dt = (
+            (self.gamma.device, self.gamma.dtype) if self.gamma is not None else (self._device, self._dtype)
+        )
+        return {
+            "normalized_shape": list(self.normalized_shape),
+            "eps": self.eps,
+            "affine": self.affine,
+            "device": str(dev),
+            "dtype": str(dt),
+        }

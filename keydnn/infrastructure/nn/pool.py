@@ -21,7 +21,11 @@ class _Pool2d(Module):
         self.padding = pair(cls, "padding", padding, 0)
 
     def get_config(self) -> dict[str, Any]:
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+        return {
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+        }
 
 
 @register_module()

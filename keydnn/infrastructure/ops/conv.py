@@ -23,8 +23,11 @@ Pair = tuple[int, int]
 def pair(op: str, name: str, value: Any, minimum: int) -> Pair:
     """An int or a pair of ints -> (h, w), each >= minimum; ShapeError otherwise."""
     vals = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-    if (not isinstance(vals, (tuple, list)) or len(vals) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)):
+    if (
+        not isinstance(vals, (tuple, list))
+        or len(vals) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
+    ):
         raise ShapeError(op, f"{name} must be an int or a pair of ints, got {value!r}")
     if min(vals) < minimum:
         raise ShapeError(op, f"{name} must be >= {minimum}, got {value!r}")
@@ -37,7 +40,8 @@ def check_operands(op: str, x: Any, w: Any, b: Any) -> None:
         if not isinstance(t, Tensor):
             raise DTypeError(op, f"expects Tensors, got {type(t).__name__}")
     if x.dtype.kind != "f" or w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
-        raise DTypeError(op, "input, weight and bias must share one float dtype", *(t for t in (x, w, b) if t is not None))
+        operands = [t for t in (x, w, b) if t is not None]
+        raise DTypeError(op, "input, weight and bias must share one float dtype", *operands)
 
 
 class Conv2dFn(Function):
@@ -58,16 +62,26 @@ class Conv2dFn(Function):
 
 
 def same_padding(op: str, kernel: Pair, stride: Pair, dilation: Pair) -> tuple[Pair, Pair]:
-    """'same' as symmetric padding plus the leading output rows/cols to drop (PyTorch pads the extra cell of
-    an odd total on the bottom/right, which is the same as padding ceil(total/2) and dropping one in front)."""
+    """'same' as symmetric padding plus the leading output rows/cols to drop.
+
+    PyTorch pads the extra cell of an odd total on the bottom/right, which is the same as padding
+    ceil(total/2) on both sides and dropping the first output row/col.
+    """
     if stride != (1, 1):
         raise ShapeError(op, f"padding='same' needs stride 1, got {stride}")
     totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
     return (tuple((t + 1) // 2 for t in totals), tuple(t % 2 for t in totals))  # type: ignore[return-value]
 
 
-def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
-           groups: int = 1) -> Tensor:
+def conv2d(
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution of x (N, C, H, W) with w (O, C/groups, kh, kw) plus b (O,); padding may be 'same'."""
     op = "conv2d"
     check_operands(op, x, w, b)
@@ -112,23 +126,39 @@ class Conv2dTransposeFn(Function):
         return gx, gw, gb
 
 
-def conv_transpose2d_output_hw(op: str, x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair,
-                               output_padding: Pair, dilation: Pair) -> Pair:
+def conv_transpose2d_output_hw(
+    op: str, x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair
+) -> Pair:
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ShapeError(op, f"expects a 4-D input and a 4-D weight, got {x_shape} and {w_shape}")
     for o, s, d in zip(output_padding, stride, dilation, strict=True):
         if o >= max(s, d):
-            raise ShapeError(op, f"output_padding {output_padding} must be smaller than stride {stride} or "
-                                 f"dilation {dilation}")
-    hw = tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1 for i, s, p, d, k, o in
-               zip(x_shape[2:], stride, padding, dilation, w_shape[2:], output_padding, strict=True))
+            raise ShapeError(
+                op,
+                f"output_padding {output_padding} must be smaller than stride {stride} or "
+                f"dilation {dilation}",
+            )
+    hw = tuple(
+        (i - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for i, s, p, d, k, o in zip(
+            x_shape[2:], stride, padding, dilation, w_shape[2:], output_padding, strict=True
+        )
+    )
     if min(hw) < 1:
         raise ShapeError(op, f"output size {hw} is empty for input {x_shape} and weight {w_shape}")
     return hw  # type: ignore[return-value]
 
 
-def conv_transpose2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: Any = 1, padding: Any = 0,
-                     output_padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+def conv_transpose2d(
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
     """Transposed convolution of x (N, Cin, H, W) with w (Cin, Cout/groups, kh, kw) plus b (Cout,)."""
     op = "conv_transpose2d"
     check_operands(op, x, w, b)
@@ -144,5 +174,6 @@ def conv_transpose2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: Any 
         raise ShapeError(op, f"padding {padding} leaves no valid output for input {x.shape}", x, w)
     if b is not None and b.shape != (out_shape[1],):
         raise ShapeError(op, f"bias must have shape ({out_shape[1]},), got {b.shape}", b)
-    return Conv2dTransposeFn.apply(x, w, b, out_shape=out_shape, stride=stride, padding=padding,
-                                   dilation=dilation, groups=int(groups))
+    return Conv2dTransposeFn.apply(
+        x, w, b, out_shape=out_shape, stride=stride, padding=padding, dilation=dilation, groups=int(groups)
+    )
