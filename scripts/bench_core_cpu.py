@@ -1,7 +1,8 @@
 """KeyDNN's CPU core side by side with PyTorch CPU and plain NumPy, in one run: tiny-op autograd overhead, an
-MLP training step with Adam, and Linear 1024x1024 forward+backward. Prints a markdown table and the machine.
+MLP training step with Adam, Linear 1024x1024 forward+backward and a LeNet-style CNN training step. Prints a
+markdown table and the machine.
 
-    KEYDNN_CPU_BACKEND=numpy python scripts/bench_core_cpu.py [--repeats 31] [--quick]
+    python scripts/bench_core_cpu.py [--repeats 31] [--quick]     (KEYDNN_CPU_BACKEND=numpy for the reference)
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import numpy as np
 
 from keydnn import Tensor
 from keydnn.bench.harness import measure, stamp_line
-from keydnn.bench.workloads import keydnn_mlp_step, numpy_mlp_step, torch_mlp_step
+from keydnn.bench.workloads import (keydnn_lenet_step, keydnn_mlp_step, numpy_mlp_step, torch_lenet_step,
+                                    torch_mlp_step)
 from keydnn.infrastructure.backends import cpu_backend_name
 from keydnn.infrastructure.nn import Linear
 
 TARGETS = {"tiny add (autograd)": 3.0, "MLP 64-128-128-10 Adam step, batch 64": 1.0,
-           "Linear 1024x1024 fwd+bwd, batch 1024": 1.1}
+           "Linear 1024x1024 fwd+bwd, batch 1024": 1.1, "LeNet CNN step, SGD, batch 64, 1x28x28": 1.5}
 
 
 def tiny_add() -> dict[str, Callable[[], Any]]:
@@ -41,6 +43,15 @@ def mlp_step() -> dict[str, Callable[[], Any]]:
     out = {"KeyDNN": keydnn_mlp_step(), "NumPy": numpy_mlp_step()}
     try:
         out["PyTorch"] = torch_mlp_step()
+    except ImportError:
+        pass
+    return out
+
+
+def lenet_step() -> dict[str, Callable[[], Any]]:
+    out = {"KeyDNN": keydnn_lenet_step()}
+    try:
+        out["PyTorch"] = torch_lenet_step()
     except ImportError:
         pass
     return out
@@ -87,7 +98,8 @@ def run(repeats: int, quick: bool) -> str:
     cases = [("tiny add (autograd)", tiny_add, {"number": 2000, "repeats": repeats}),
              ("MLP 64-128-128-10 Adam step, batch 64", mlp_step, {"number": 20, "repeats": repeats}),
              ("Linear 1024x1024 fwd+bwd, batch 1024", linear_fwd_bwd,
-              {"number": 1, "repeats": max(5, repeats // (4 if quick else 2))})]
+              {"number": 1, "repeats": max(5, repeats // (4 if quick else 2))}),
+             ("LeNet CNN step, SGD, batch 64, 1x28x28", lenet_step, {"number": 5, "repeats": repeats})]
     rows = ["| Workload | KeyDNN | PyTorch | NumPy | KeyDNN / PyTorch | target |",
             "|---|---:|---:|---:|---:|---:|"]
     for name, build, kw in cases:
