@@ -23,7 +23,7 @@ CXX_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-shared", "-Wall", "-Wextra", "-fno-
 # sm_80 and sm_90 machine code plus PTX for newer GPUs.
 CUDA_ARCH = ["-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90",
              "-gencode=arch=compute_90,code=compute_90"]
-NVCC_FLAGS = ["-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "--use_fast_math", "-lineinfo", "--threads", "0"]
+NVCC_FLAGS = ["-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-lineinfo", "--threads", "0"]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
