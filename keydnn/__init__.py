@@ -1,11 +1,10 @@
 """KeyDNN: a small deep-learning framework with reverse-mode autograd on NumPy, native CPU and CUDA."""
 
+from keydnn import losses, nn, optim  # noqa: E402  (subpackages need Tensor first)
 from keydnn.domain.device._device import Device
 from keydnn.infrastructure.autograd import enable_grad, is_grad_enabled, no_grad
 from keydnn.infrastructure.parameter import Parameter
 from keydnn.infrastructure.tensor._tensor import Tensor, manual_seed
-
-from keydnn import losses, nn, optim  # noqa: E402  (subpackages need Tensor first)
 
 __version__ = "0.1.0"
 __all__ = ["Device", "Parameter", "Tensor", "enable_grad", "is_grad_enabled", "losses", "manual_seed", "nn",

@@ -17,8 +17,7 @@ import numpy as np
 
 from keydnn import Tensor
 from keydnn.bench.harness import measure, stamp_line
-from keydnn.bench.workloads import (keydnn_lenet_step, keydnn_mlp_step, numpy_mlp_step, torch_lenet_step,
-                                    torch_mlp_step)
+from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, numpy_mlp_step, torch_lenet_step, torch_mlp_step
 from keydnn.infrastructure.backends import cpu_backend_name
 from keydnn.infrastructure.nn import Linear
 

@@ -1,10 +1,19 @@
 """The domain: contracts (Protocols), Device, dtype names and errors. Imports neither NumPy nor ctypes."""
 
 from keydnn.domain.device import Device, DeviceType
-from keydnn.domain.errors import (AutogradError, AxisError, DeviceMismatchError, DeviceNotSupportedError,
-                                  DTypeError, IndexingError, KeyDNNError, NativeLibraryError, OpError,
+from keydnn.domain.errors import (
+                                  AutogradError,
+                                  AxisError,
+                                  DeviceMismatchError,
+                                  DeviceNotSupportedError,
+                                  DTypeError,
+                                  IndexingError,
+                                  KeyDNNError,
+                                  NativeLibraryError,
+                                  OpError,
                                   SerializationError,
-                                  ShapeError)
+                                  ShapeError,
+)
 from keydnn.domain.protocols import IInitializer, ILoss, IModule, IOptimizer, IParameter, ITensor
 
 __all__ = ["AutogradError", "AxisError", "Device", "DeviceMismatchError", "DeviceNotSupportedError",

@@ -6,12 +6,19 @@ import numpy as np
 
 from keydnn.domain.errors import AxisError, DTypeError, IndexingError, ShapeError
 from keydnn.infrastructure.ops import elementwise as ew
-from keydnn.infrastructure.ops import index as ix
 from keydnn.infrastructure.ops import linalg as la
 from keydnn.infrastructure.ops import reduce as rd
 from keydnn.infrastructure.ops import shape as sh
-from keydnn.infrastructure.registry import (ErrorSample, OpSpec, Sample, away_from_zero, binary_samples, rand,
-                                            register, unary_samples)
+from keydnn.infrastructure.registry import (
+    ErrorSample,
+    OpSpec,
+    Sample,
+    away_from_zero,
+    binary_samples,
+    rand,
+    register,
+    unary_samples,
+)
 
 
 def _ew_cost(s: Sample) -> tuple[float, float]:

@@ -268,7 +268,7 @@ class Tensor:
     def __repr__(self) -> str:
         extras = f", dtype={self.dtype}, device={self._device}"
         if self.requires_grad:
-            extras += f", requires_grad=True" + (f", grad_fn={self.grad_fn}" if self._node else "")
+            extras += ", requires_grad=True" + (f", grad_fn={self.grad_fn}" if self._node else "")
         if self.numel() > 1000:
             return f"Tensor(shape={self.shape}{extras})"
         body = np.array2string(self.to_numpy(), separator=", ", prefix="Tensor(", precision=4)
