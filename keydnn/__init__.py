@@ -1,6 +1,6 @@
 """KeyDNN: a small deep-learning framework with reverse-mode autograd on NumPy, native CPU and CUDA."""
 
-from keydnn import losses, nn, optim  # noqa: E402  (subpackages need Tensor first)
+from keydnn import losses, nn, optim
 from keydnn.domain.device._device import Device
 from keydnn.infrastructure.autograd import enable_grad, is_grad_enabled, no_grad
 from keydnn.infrastructure.parameter import Parameter
