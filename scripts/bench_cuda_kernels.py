@@ -34,11 +34,41 @@ def main() -> None:
     rows = []
     a1, b1 = kt.zeros((1,), np.float32), kt.zeros((1,), np.float32)
     rows.append(("tiny add call (us, async)", measure(lambda: kt.add(a1, b1), number=5000, repeats=9).us))
-    rows.append(("tiny add + scalar (us, async)", measure(lambda: kt.multiply(a1, 2.0), number=5000, repeats=9).us))
-    rows.append(("tiny add out= (us, async)", measure(lambda: kt.add(a1, b1, out=a1), number=5000, repeats=9).us))
+    rows.append(
+        ("tiny add + scalar (us, async)", measure(lambda: kt.multiply(a1, 2.0), number=5000, repeats=9).us)
+    )
+    rows.append(
+        ("tiny add out= (us, async)", measure(lambda: kt.add(a1, b1, out=a1), number=5000, repeats=9).us)
+    )
+    from keydnn.infrastructure.backends.cuda import _lib
+
+    raw = _lib.lib.kd_binary
+    pa, pb = a1.ptr, b1.ptr
+    rows.append(
+        (
+            "raw kd_binary launch (us, async)",
+            measure(lambda: raw(0, 0, pa, pa, pb, 1, None), number=5000, repeats=9).us,
+        )
+    )
+    rows.append(
+        ("tiny add + sync each (us)", measure(lambda: (kt.add(a1, b1), sync()), number=2000, repeats=9).us)
+    )
+    try:
+        import torch
+
+        ta, tb = torch.zeros(1, device="cuda:0"), torch.zeros(1, device="cuda:0")
+        rows.append(
+            ("torch tiny add, for reference (us, async)", measure(lambda: ta + tb, number=5000, repeats=9).us)
+        )
+    except ImportError:
+        pass
     m = kt.zeros((32, 64), np.float32)
-    rows.append(("broadcast add (32,64)+(64,) (us)", measure(lambda: kt.add(m, kt.getitem(m, (0,))), number=2000,
-                                                             repeats=9).us))
+    rows.append(
+        (
+            "broadcast add (32,64)+(64,) (us)",
+            measure(lambda: kt.add(m, kt.getitem(m, (0,))), number=2000, repeats=9).us,
+        )
+    )
     rows.append(("sum (32,64) axis 0 (us)", measure(lambda: kt.sum(m, 0, False), number=2000, repeats=9).us))
     sync()
 
@@ -52,15 +82,21 @@ def main() -> None:
     rows.append(("D2D copy 256 MiB (GB/s, read+write)", 2 * nbytes / copy_ms / 1e6))
     rows.append(("add 64M f32 (GB/s, 2 reads + write)", 3 * nbytes / add_ms / 1e6))
     rows.append(("add / copy bandwidth ratio", (3 * nbytes / add_ms) / (2 * nbytes / copy_ms)))
-    rows.append(("add scalar 64M f32 (GB/s)", 2 * nbytes / _event_ms(lambda: kt.multiply(a, 2.0, out=out)) / 1e6))
+    rows.append(
+        ("add scalar 64M f32 (GB/s)", 2 * nbytes / _event_ms(lambda: kt.multiply(a, 2.0, out=out)) / 1e6)
+    )
     rows.append(("exp 64M f32 (GB/s)", 2 * nbytes / _event_ms(lambda: kt.exp(a)) / 1e6))
     rows.append(("sum 64M f32 (GB/s)", nbytes / _event_ms(lambda: kt.sum(a, None, False)) / 1e6))
     mat = kt.reshape(a, (8192, 8192))
     rows.append(("sum rows 8192x8192 (GB/s)", nbytes / _event_ms(lambda: kt.sum(mat, 1, False)) / 1e6))
     rows.append(("sum cols 8192x8192 (GB/s)", nbytes / _event_ms(lambda: kt.sum(mat, 0, False)) / 1e6))
     rows.append(("softmax rows 8192x8192 (GB/s)", 2 * nbytes / _event_ms(lambda: kt.softmax(mat, 1)) / 1e6))
-    rows.append(("transpose copy 8192^2 (GB/s)",
-                 2 * nbytes / _event_ms(lambda: kt.ascontiguousarray(kt.transpose(mat, (1, 0)))) / 1e6))
+    rows.append(
+        (
+            "transpose copy 8192^2 (GB/s)",
+            2 * nbytes / _event_ms(lambda: kt.ascontiguousarray(kt.transpose(mat, (1, 0)))) / 1e6,
+        )
+    )
     params = [kt.uniform((1 << 16,), 0.0, 1.0, np.float32, i) for i in range(100)]
     grads = [kt.uniform((1 << 16,), 0.0, 1.0, np.float32, i + 100) for i in range(100)]
     ms = [kt.zeros((1 << 16,), np.float32) for _ in params]

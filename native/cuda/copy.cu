@@ -23,7 +23,7 @@ __global__ void cast_strided(To *out, const From *a, Offsets<I, 2> offs, I n) {
 
 template <typename To, typename From>
 __global__ void cast_contiguous(To *__restrict__ out, const From *__restrict__ a, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+  KD_GRID_STRIDE(i, n)
     out[i] = convert<To>(a[i]);
 }
 
@@ -45,7 +45,8 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
     return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice) == cudaSuccess
                ? KD_OK : kd::check_launch("copy");
   if (kd::fits_int32(c))
-    cast_strided<To, From, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c), (int32_t)n);
+    cast_strided<To, From, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c),
+                                                                       (int32_t)n);
   else
     cast_strided<To, From, int64_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int64_t, 2>(c), n);
   return kd::check_launch("cast");
@@ -68,7 +69,7 @@ __global__ void fill_strided(T *out, T value, Offsets<I, 1> offs, I n) {
 
 template <typename T>
 __global__ void arange_kernel(T *out, kd_scalar start, kd_scalar step, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, n) {
     if constexpr (std::is_same<T, int64_t>::value) out[i] = start.i + i * step.i;
     else out[i] = T(start.f + (double)i * step.f);
   }
@@ -111,7 +112,8 @@ extern "C" int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const k
       return KD_OK;
     }
     if (kd::fits_int32(c))
-      fill_strided<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, v, Offsets<int32_t, 1>(c), (int32_t)n);
+      fill_strided<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, v, Offsets<int32_t, 1>(c),
+                                                                         (int32_t)n);
     else
       fill_strided<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, v, Offsets<int64_t, 1>(c), n));
   return kd::check_launch("fill");

@@ -106,9 +106,11 @@ int launch_binary(void *out_, const void *a_, const void *b_, T s, int64_t n, co
   kd_iter c = it ? *it : contiguous_iter(n, 3);
   kd::collapse(c);
   if (kd::fits_int32(c))
-    binary_strided<T, OP, MODE, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, b, s, Offsets<int32_t, 3>(c), (int32_t)n);
+    binary_strided<T, OP, MODE, int32_t><<<kd::grid_for(n), kd::kThreads>>>(
+        out, a, b, s, Offsets<int32_t, 3>(c), (int32_t)n);
   else
-    binary_strided<T, OP, MODE, int64_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, b, s, Offsets<int64_t, 3>(c), n);
+    binary_strided<T, OP, MODE, int64_t><<<kd::grid_for(n), kd::kThreads>>>(
+        out, a, b, s, Offsets<int64_t, 3>(c), n);
   return kd::check_launch("binary");
 }
 
@@ -208,7 +210,8 @@ int launch_unary(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   kd_iter c = it ? *it : contiguous_iter(n, 2);
   kd::collapse(c);
   if (kd::fits_int32(c))
-    unary_strided<T, OP, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c), (int32_t)n);
+    unary_strided<T, OP, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c),
+                                                                     (int32_t)n);
   else
     unary_strided<T, OP, int64_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int64_t, 2>(c), n);
   return kd::check_launch("unary");
@@ -249,8 +252,8 @@ __global__ void clip_kernel(T *out, const T *a, T lo, T hi, int has_lo, int has_
 }
 
 template <typename T, typename I>
-__global__ void where_kernel(T *out, const uint8_t *cond, const T *a, const T *b, T sa, T sb, Offsets<I, 4> offs,
-                             I n) {
+__global__ void where_kernel(T *out, const uint8_t *cond, const T *a, const T *b, T sa, T sb,
+                             Offsets<I, 4> offs, I n) {
   for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
     I o[4];
     offs.get(i, o);
@@ -279,13 +282,14 @@ int mirrored(int op) {
 
 }  // namespace
 
-extern "C" int kd_binary(int op, int dtype, void *out, const void *a, const void *b, int64_t n, const kd_iter *it) {
+extern "C" int kd_binary(int op, int dtype, void *out, const void *a, const void *b, int64_t n,
+                         const kd_iter *it) {
   KD_DISPATCH_ALL(dtype, "binary", return binary_op<scalar_t, 0>(op, out, a, b, scalar_t(0), n, it));
   return KD_OK;
 }
 
-extern "C" int kd_binary_scalar(int op, int dtype, void *out, const void *a, kd_scalar s, int scalar_left, int64_t n,
-                                const kd_iter *it) {
+extern "C" int kd_binary_scalar(int op, int dtype, void *out, const void *a, kd_scalar s, int scalar_left,
+                                int64_t n, const kd_iter *it) {
   KD_DISPATCH_ALL(dtype, "binary_scalar",
                   scalar_t v = host_scalar<scalar_t>(s);
                   if (scalar_left) op = mirrored(op);
@@ -299,8 +303,8 @@ extern "C" int kd_unary(int op, int dtype, void *out, const void *a, int64_t n, 
   return KD_OK;
 }
 
-extern "C" int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_scalar hi, int has_lo, int has_hi,
-                       int64_t n, const kd_iter *it) {
+extern "C" int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_scalar hi, int has_lo,
+                       int has_hi, int64_t n, const kd_iter *it) {
   if (n == 0) return KD_OK;
   kd_iter c = it ? *it : contiguous_iter(n, 2);
   kd::collapse(c);
@@ -309,7 +313,8 @@ extern "C" int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_sca
     scalar_t l = host_scalar<scalar_t>(lo); scalar_t h = host_scalar<scalar_t>(hi);
     auto *o = static_cast<scalar_t *>(out); auto *x = static_cast<const scalar_t *>(a);
     if (small) clip_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, x, l, h, has_lo, has_hi,
-                                                                                   Offsets<int32_t, 2>(c), (int32_t)n);
+                                                                                   Offsets<int32_t, 2>(c),
+                                                                                   (int32_t)n);
     else clip_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, x, l, h, has_lo, has_hi,
                                                                            Offsets<int64_t, 2>(c), n));
   return kd::check_launch("clip");
@@ -330,7 +335,8 @@ extern "C" int kd_where(int dtype, void *out, const void *cond, const void *a, c
     auto *x = static_cast<const scalar_t *>(a); auto *y = static_cast<const scalar_t *>(b);
     scalar_t va = host_scalar<scalar_t>(sa); scalar_t vb = host_scalar<scalar_t>(sb);
     if (small) where_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, cd, x, y, va, vb,
-                                                                                    Offsets<int32_t, 4>(c), (int32_t)n);
+                                                                                    Offsets<int32_t, 4>(c),
+                                                                                    (int32_t)n);
     else where_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, cd, x, y, va, vb,
                                                                             Offsets<int64_t, 4>(c), n));
   return kd::check_launch("where");

@@ -1,6 +1,6 @@
-// Advanced indexing: gather rows at precomputed element offsets, scatter into them (assign, or accumulate with
-// atomicAdd for index_add). A "row" is the block of trailing dims the index leaves whole, walked through
-// the inner iteration space (operand 0: the packed side, operand 1: the array side).
+// Advanced indexing: gather rows at precomputed element offsets, scatter into them (assign, or
+// accumulate with atomicAdd for index_add). A "row" is the block of trailing dims the index leaves
+// whole, walked through the inner iteration space (operand 0: the packed side, operand 1: the array side).
 #include "kd_common.cuh"
 
 namespace {
@@ -11,7 +11,7 @@ template <typename T, typename I>
 __global__ void gather_kernel(T *out, const T *src, const int64_t *offsets, int64_t rows, I inner,
                               Offsets<I, 2> offs) {
   const int64_t n = rows * (int64_t)inner;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, n) {
     int64_t r = i / inner;
     I o[2];
     offs.get((I)(i - r * inner), o);
@@ -31,7 +31,7 @@ template <typename T, typename I, bool ACCUMULATE>
 __global__ void scatter_kernel(T *dst, const int64_t *offsets, const T *values, int64_t rows, I inner,
                                Offsets<I, 2> offs) {
   const int64_t n = rows * (int64_t)inner;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, n) {
     int64_t r = i / inner;
     I o[2];
     offs.get((I)(i - r * inner), o);
@@ -71,7 +71,8 @@ extern "C" int kd_gather(int dtype, void *out, const void *src, const int64_t *o
   bool small = kd::fits_int32(c);
   KD_DISPATCH_ALL(dtype, "gather",
     auto *o = static_cast<scalar_t *>(out); auto *s = static_cast<const scalar_t *>(src);
-    if (small) gather_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, s, offsets, rows, (int32_t)inner,
+    if (small) gather_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(
+        o, s, offsets, rows, (int32_t)inner,
                                                                                     Offsets<int32_t, 2>(c));
     else gather_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, s, offsets, rows, inner,
                                                                             Offsets<int64_t, 2>(c)));

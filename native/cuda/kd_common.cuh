@@ -21,6 +21,11 @@ int num_sms();
 
 constexpr int kThreads = 256;
 
+// for (i = global thread index; i < n; i += total threads), with the index in int64.
+#define KD_GRID_STRIDE(i, n)                                                    \
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
+       i += (int64_t)gridDim.x * blockDim.x)
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Grid size for a grid-stride loop over n work items: enough blocks to fill the GPU, no more.

@@ -28,7 +28,8 @@ __device__ __forceinline__ void row_position(int64_t &row, int &lane) {
 }
 
 template <typename T, int GROUP>
-__global__ void ln_forward(T *y, T *mean_out, T *invstd_out, const T *x, const T *gamma, const T *beta, int64_t rows,
+__global__ void ln_forward(T *y, T *mean_out, T *invstd_out, const T *x, const T *gamma, const T *beta,
+                           int64_t rows,
                            int64_t cols, double eps) {
   using A = Acc<T>;
   int64_t row;
@@ -59,7 +60,8 @@ __global__ void ln_forward(T *y, T *mean_out, T *invstd_out, const T *x, const T
 }
 
 template <typename T, int GROUP>
-__global__ void ln_backward_input(T *gx, const T *gy, const T *x, const T *gamma, const T *mean, const T *invstd,
+__global__ void ln_backward_input(T *gx, const T *gy, const T *x, const T *gamma, const T *mean,
+                                  const T *invstd,
                                   int64_t rows, int64_t cols) {
   using A = Acc<T>;
   int64_t row;
@@ -84,9 +86,11 @@ __global__ void ln_backward_input(T *gx, const T *gy, const T *x, const T *gamma
   }
 }
 
-// blockIdx.y is the row chunk; writes partial (ggamma, gbeta) sums, or the final ones when there is one chunk.
+// blockIdx.y is the row chunk; writes partial (ggamma, gbeta) sums, or the final ones when there is
+// one chunk.
 template <typename T>
-__global__ void ln_backward_params(Acc<T> *partial, T *ggamma, T *gbeta, const T *gy, const T *x, const T *mean,
+__global__ void ln_backward_params(Acc<T> *partial, T *ggamma, T *gbeta, const T *gy, const T *x,
+                                   const T *mean,
                                    const T *invstd, int64_t rows, int64_t cols, int64_t chunk) {
   using A = Acc<T>;
   const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -131,7 +135,8 @@ int64_t param_splits(int64_t rows, int64_t cols) {
 
 }  // namespace
 
-extern "C" int kd_layer_norm_forward(int dtype, void *y, void *mean, void *invstd, const void *x, const void *gamma,
+extern "C" int kd_layer_norm_forward(int dtype, void *y, void *mean, void *invstd, const void *x,
+                                     const void *gamma,
                                      const void *beta, int64_t rows, int64_t cols, double eps) {
   if (rows == 0) return KD_OK;
   if (cols <= 0) return kd::fail(KD_ERR_ARGUMENT, "layer_norm_forward: empty rows");
@@ -152,7 +157,8 @@ extern "C" int64_t kd_layer_norm_backward_workspace(int dtype, int64_t rows, int
   return splits > 1 ? 2 * splits * cols * (dtype == KD_F32 ? 4 : 8) : 0;
 }
 
-extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *gbeta, const void *gy, const void *x,
+extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *gbeta, const void *gy,
+                                      const void *x,
                                       const void *gamma, const void *mean, const void *invstd, int64_t rows,
                                       int64_t cols, void *workspace, int64_t workspace_bytes) {
   if (cols <= 0) return kd::fail(KD_ERR_ARGUMENT, "layer_norm_backward: empty rows");
@@ -177,8 +183,9 @@ extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *g
         partial = static_cast<Acc<T> *>(workspace);
       }
       dim3 grid((unsigned)kd::ceil_div(cols, kd::kThreads), (unsigned)splits);
-      ln_backward_params<T><<<grid, kd::kThreads>>>(partial, static_cast<T *>(ggamma), static_cast<T *>(gbeta), g, xx,
-                                                   mu, is, rows, cols, kd::ceil_div(rows > 0 ? rows : 1, splits));
+      const int64_t chunk = kd::ceil_div(rows > 0 ? rows : 1, splits);
+      T *gg = static_cast<T *>(ggamma), *gb = static_cast<T *>(gbeta);
+      ln_backward_params<T><<<grid, kd::kThreads>>>(partial, gg, gb, g, xx, mu, is, rows, cols, chunk);
       if (partial)
         ln_finish_params<T><<<(unsigned)kd::ceil_div(cols, kd::kThreads), kd::kThreads>>>(
             static_cast<T *>(ggamma), static_cast<T *>(gbeta), partial, splits, cols);

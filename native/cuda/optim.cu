@@ -22,7 +22,7 @@ __global__ void sgd_kernel(TensorTable<3> t, T lr, T momentum, T dampening, int 
   const T *g = static_cast<const T *>(t.ptr[1][k]);
   T *b = static_cast<T *>(t.ptr[2][k]);
   const int64_t n = t.n[k];
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, n) {
     T pi = p[i];
     T gi = g[i];
     if (weight_decay != T(0)) gi += weight_decay * pi;
@@ -36,7 +36,8 @@ __global__ void sgd_kernel(TensorTable<3> t, T lr, T momentum, T dampening, int 
 }
 
 template <typename T>
-__global__ void adam_kernel(TensorTable<4> t, T lr, T beta1, T beta2, T eps, T weight_decay, T inv_c2, T step_size,
+__global__ void adam_kernel(TensorTable<4> t, T lr, T beta1, T beta2, T eps, T weight_decay, T inv_c2,
+                            T step_size,
                             int decoupled) {
   const int k = blockIdx.y;
   T *p = static_cast<T *>(t.ptr[0][k]);
@@ -44,7 +45,7 @@ __global__ void adam_kernel(TensorTable<4> t, T lr, T beta1, T beta2, T eps, T w
   T *m = static_cast<T *>(t.ptr[2][k]);
   T *v = static_cast<T *>(t.ptr[3][k]);
   const int64_t n = t.n[k];
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, n) {
     T pi = p[i];
     T gi = g[i];
     if (weight_decay != T(0)) {
@@ -84,7 +85,8 @@ int for_chunks(int64_t count, void *const *const *ptrs, const int64_t *sizes, co
 }  // namespace
 
 extern "C" int kd_sgd_step(int dtype, int64_t count, void *const *params, const void *const *grads,
-                           void *const *bufs, const int64_t *sizes, double lr, double momentum, double dampening,
+                           void *const *bufs, const int64_t *sizes, double lr, double momentum,
+                           double dampening,
                            int nesterov, double weight_decay) {
   void *const *ptrs[3] = {params, const_cast<void *const *>(grads), bufs};
   KD_DISPATCH_FLOAT(dtype, "sgd_step",
@@ -95,15 +97,18 @@ extern "C" int kd_sgd_step(int dtype, int64_t count, void *const *params, const 
   return KD_OK;
 }
 
-extern "C" int kd_adam_step(int dtype, int64_t count, void *const *params, const void *const *grads, void *const *m,
-                            void *const *v, const int64_t *sizes, double lr, double beta1, double beta2, double eps,
+extern "C" int kd_adam_step(int dtype, int64_t count, void *const *params, const void *const *grads,
+                            void *const *m,
+                            void *const *v, const int64_t *sizes, double lr, double beta1, double beta2,
+                            double eps,
                             double weight_decay, int64_t step, int decoupled) {
   if (step < 1) return kd::fail(KD_ERR_ARGUMENT, "adam_step: step must be >= 1, got %lld", (long long)step);
   const double c1 = 1.0 - pow(beta1, (double)step), c2 = 1.0 - pow(beta2, (double)step);
   void *const *ptrs[4] = {params, const_cast<void *const *>(grads), m, v};
   KD_DISPATCH_FLOAT(dtype, "adam_step",
     return for_chunks<4>(count, ptrs, sizes, "adam_step", [&](const TensorTable<4> &t, dim3 grid) {
-      adam_kernel<scalar_t><<<grid, kd::kThreads>>>(t, (scalar_t)lr, (scalar_t)beta1, (scalar_t)beta2, (scalar_t)eps,
+      adam_kernel<scalar_t><<<grid, kd::kThreads>>>(t, (scalar_t)lr, (scalar_t)beta1, (scalar_t)beta2,
+                                                    (scalar_t)eps,
                                                    (scalar_t)weight_decay, (scalar_t)(1.0 / c2),
                                                    (scalar_t)(lr / c1), decoupled);
     }));

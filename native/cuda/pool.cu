@@ -38,7 +38,8 @@ __global__ void max_forward(T *y, int64_t *argmax, const T *x, kd_pool2d p) {
 }
 
 // Output rows/cols whose windows cover input coordinate `c`: [lo, hi).
-__device__ __forceinline__ void covering(int64_t c, int64_t pad, int64_t k, int64_t s, int64_t out, int64_t &lo,
+__device__ __forceinline__ void covering(int64_t c, int64_t pad, int64_t k, int64_t s, int64_t out,
+                                         int64_t &lo,
                                          int64_t &hi) {
   const int64_t first = c + pad - k + 1;
   lo = first <= 0 ? 0 : (first + s - 1) / s;
@@ -119,14 +120,16 @@ extern "C" int kd_max_pool2d_forward(int dtype, void *y, int64_t *argmax, const 
   return kd::check_launch("max_pool2d_forward");
 }
 
-extern "C" int kd_max_pool2d_backward(int dtype, void *gx, const void *gy, const int64_t *argmax, const kd_pool2d *p) {
+extern "C" int kd_max_pool2d_backward(int dtype, void *gx, const void *gy, const int64_t *argmax,
+                                      const kd_pool2d *p) {
   KD_POOL_PRELUDE("max_pool2d_backward", p->n * p->c * p->oh * p->ow);
   const int64_t gx_size = p->n * p->c * p->h * p->w;
   KD_DISPATCH_FLOAT(dtype, "max_pool2d_backward",
     if (cudaMemsetAsync(gx, 0, gx_size * sizeof(scalar_t)) != cudaSuccess)
       return kd::check_launch("max_pool2d_backward");
     max_backward<scalar_t><<<kd::grid_for(total), kd::kThreads>>>(static_cast<scalar_t *>(gx),
-                                                                   static_cast<const scalar_t *>(gy), argmax, *p));
+                                                                   static_cast<const scalar_t *>(gy),
+                                                                   argmax, *p));
   return kd::check_launch("max_pool2d_backward");
 }
 

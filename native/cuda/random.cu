@@ -55,7 +55,7 @@ template <typename T, int KIND>
 __global__ void random_kernel(T *out, int64_t n, double a, double b, uint64_t seed) {
   constexpr int P = per_group<T>();
   const int64_t groups = (n + P - 1) / P;
-  for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(g, groups) {
     T u[4];
     unit_group<T>((uint64_t)g, seed, u);
     T v[4];

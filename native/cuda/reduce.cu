@@ -188,7 +188,8 @@ void launch_rows(typename Reducer<T, OP>::Out *out, typename Reducer<T, OP>::Acc
 }
 
 template <typename T, int OP>
-int run_reduce(void *out_, const void *in, int64_t outer, int64_t k, int64_t inner, void *ws, int64_t ws_bytes) {
+int run_reduce(void *out_, const void *in, int64_t outer, int64_t k, int64_t inner, void *ws,
+               int64_t ws_bytes) {
   using R = Reducer<T, OP>;
   using Acc = typename R::Acc;
   auto *out = static_cast<typename R::Out *>(out_);
@@ -203,20 +204,24 @@ int run_reduce(void *out_, const void *in, int64_t outer, int64_t k, int64_t inn
   if (inner == 1) {
     if (outer > INT32_MAX) return kd::fail(KD_ERR_ARGUMENT, "reduce: too many rows");
     launch_rows<T, OP, false>(partial ? nullptr : out, partial, in, outer, k, p.chunk, p.splits, p.warp_rows);
-    if (partial) launch_rows<T, OP, true>(out, nullptr, partial, outer, p.splits, p.splits, 1, p.splits <= 1024);
+    if (partial) launch_rows<T, OP, true>(out, nullptr, partial, outer, p.splits, p.splits, 1,
+                                          p.splits <= 1024);
   } else {
     dim3 grid((unsigned)kd::ceil_div(outer * inner, kd::kThreads), (unsigned)p.splits);
-    reduce_columns<T, OP, false><<<grid, kd::kThreads>>>(partial ? nullptr : out, partial, in, outer, k, inner, p.chunk);
+    reduce_columns<T, OP, false><<<grid, kd::kThreads>>>(partial ? nullptr : out, partial, in, outer, k,
+                                                         inner, p.chunk);
     if (partial) {
       dim3 grid2((unsigned)kd::ceil_div(outer * inner, kd::kThreads), 1);
-      reduce_columns<T, OP, true><<<grid2, kd::kThreads>>>(out, nullptr, partial, 1, p.splits, outer * inner, p.splits);
+      reduce_columns<T, OP, true><<<grid2, kd::kThreads>>>(out, nullptr, partial, 1, p.splits,
+                                                           outer * inner, p.splits);
     }
   }
   return kd::check_launch("reduce");
 }
 
 template <typename T>
-int reduce_op(int op, void *out, const void *in, int64_t outer, int64_t k, int64_t inner, void *ws, int64_t ws_bytes) {
+int reduce_op(int op, void *out, const void *in, int64_t outer, int64_t k, int64_t inner, void *ws,
+              int64_t ws_bytes) {
   switch (op) {
     case KD_MAX: return run_reduce<T, KD_MAX>(out, in, outer, k, inner, ws, ws_bytes);
     case KD_MIN: return run_reduce<T, KD_MIN>(out, in, outer, k, inner, ws, ws_bytes);
@@ -244,6 +249,7 @@ extern "C" int64_t kd_reduce_workspace(int op, int dtype, int64_t outer, int64_t
 
 extern "C" int kd_reduce(int op, int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner,
                          void *workspace, int64_t workspace_bytes) {
-  KD_DISPATCH_ALL(dtype, "reduce", return reduce_op<scalar_t>(op, out, a, outer, k, inner, workspace, workspace_bytes));
+  KD_DISPATCH_ALL(dtype, "reduce", return reduce_op<scalar_t>(op, out, a, outer, k, inner, workspace,
+                                                              workspace_bytes));
   return KD_OK;
 }

@@ -83,7 +83,8 @@ __global__ void softmax_columns(T *out, const T *in, int64_t outer, int64_t k, i
 }
 
 template <typename T, int GROUP>
-__global__ void xent_forward(T *loss, T *probs, const T *logits, const int64_t *labels, int64_t n, int64_t c) {
+__global__ void xent_forward(T *loss, T *probs, const T *logits, const int64_t *labels, int64_t n,
+                             int64_t c) {
   int64_t row;
   int lane;
   row_position<GROUP>(row, lane);
@@ -104,7 +105,7 @@ __global__ void xent_forward(T *loss, T *probs, const T *logits, const int64_t *
 template <typename T>
 __global__ void xent_backward(T *d, const T *probs, const int64_t *labels, const T *g, int64_t n, int64_t c) {
   const int64_t total = n * c;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+  KD_GRID_STRIDE(i, total) {
     int64_t r = i / c, j = i - r * c;
     T v = probs[i] - (labels[r] == j ? T(1) : T(0));
     d[i] = v * g[r];
@@ -115,18 +116,21 @@ template <typename T, bool LOG>
 void launch_softmax(T *out, const T *in, int64_t outer, int64_t k, int64_t inner) {
   if (inner == 1) {
     if (k <= 1024)
-      softmax_rows<T, 32, LOG><<<(unsigned)kd::ceil_div(outer, kd::kThreads / 32), kd::kThreads>>>(out, in, outer, k);
+      softmax_rows<T, 32, LOG><<<(unsigned)kd::ceil_div(outer, kd::kThreads / 32), kd::kThreads>>>(
+          out, in, outer, k);
     else
       softmax_rows<T, 512, LOG><<<(unsigned)outer, 512>>>(out, in, outer, k);
   } else {
-    softmax_columns<T, LOG><<<(unsigned)kd::ceil_div(outer * inner, kd::kThreads), kd::kThreads>>>(out, in, outer, k,
+    softmax_columns<T, LOG><<<(unsigned)kd::ceil_div(outer * inner, kd::kThreads), kd::kThreads>>>(
+        out, in, outer, k,
                                                                                                    inner);
   }
 }
 
 }  // namespace
 
-extern "C" int kd_softmax(int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner, int log) {
+extern "C" int kd_softmax(int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner,
+                          int log) {
   if (outer * k * inner == 0) return KD_OK;
   if (outer > INT32_MAX) return kd::fail(KD_ERR_ARGUMENT, "softmax: too many rows");
   KD_DISPATCH_FLOAT(dtype, "softmax",
@@ -144,7 +148,8 @@ extern "C" int kd_softmax_xent_forward(int dtype, void *loss, void *probs, const
     auto *l = static_cast<scalar_t *>(loss); auto *p = static_cast<scalar_t *>(probs);
     auto *x = static_cast<const scalar_t *>(logits);
     if (c <= 1024)
-      xent_forward<scalar_t, 32><<<(unsigned)kd::ceil_div(n, kd::kThreads / 32), kd::kThreads>>>(l, p, x, labels, n, c);
+      xent_forward<scalar_t, 32><<<(unsigned)kd::ceil_div(n, kd::kThreads / 32), kd::kThreads>>>(
+          l, p, x, labels, n, c);
     else
       xent_forward<scalar_t, 512><<<(unsigned)n, 512>>>(l, p, x, labels, n, c));
   return kd::check_launch("softmax_xent_forward");

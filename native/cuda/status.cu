@@ -23,7 +23,8 @@ int fail(int code, const char *fmt, ...) {
 
 int check_launch(const char *op) {
   cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(err), (int)err);
+  if (err != cudaSuccess) return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(err),
+                                      (int)err);
   return KD_OK;
 }
 
@@ -32,7 +33,8 @@ int num_sms() {
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 108;
   if (g_sms[dev] == 0) {
     int count = 0;
-    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || count <= 0) count = 108;
+    cudaError_t err = cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
+    if (err != cudaSuccess || count <= 0) count = 108;
     g_sms[dev] = count;
   }
   return g_sms[dev];

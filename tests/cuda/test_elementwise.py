@@ -14,9 +14,19 @@ pytestmark = pytest.mark.cuda
 FLOATS = [np.float32, np.float64]
 BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum"]
 COMPARE = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
-SHAPE_PAIRS = [((), ()), ((1,), (1,)), ((0,), (0,)), ((7,), (7,)), ((1027,), (1027,)), ((3, 1), (1, 5)),
-               ((4, 5, 6), (6,)), ((2, 1, 4), (3, 1)), ((5, 0), (1, 0)), ((2, 3, 4, 5), (2, 1, 4, 1)),
-               ((64, 33), (64, 33))]
+SHAPE_PAIRS = [
+    ((), ()),
+    ((1,), (1,)),
+    ((0,), (0,)),
+    ((7,), (7,)),
+    ((1027,), (1027,)),
+    ((3, 1), (1, 5)),
+    ((4, 5, 6), (6,)),
+    ((2, 1, 4), (3, 1)),
+    ((5, 0), (1, 0)),
+    ((2, 3, 4, 5), (2, 1, 4, 1)),
+    ((64, 33), (64, 33)),
+]
 
 
 def _data(rng, shape, dtype):
@@ -43,7 +53,7 @@ def test_power_negative_bases(kt, rng, dtype):
     a = _data(rng, (100,), dtype)
     b = rng.integers(-3, 4, (100,)).astype(dtype)
     assert_close(kt.to_host(kt.power(kt.from_host(a), kt.from_host(b))), np.power(a, b), rtol=1e-5)
-    assert_close(kt.to_host(kt.power(kt.from_host(a), 2)), a ** 2, rtol=1e-5)
+    assert_close(kt.to_host(kt.power(kt.from_host(a), 2)), a**2, rtol=1e-5)
     pos = np.abs(a) + 0.5
     assert_close(kt.to_host(kt.power(2.0, kt.from_host(pos))), np.power(2.0, pos).astype(dtype), rtol=1e-5)
 
@@ -108,8 +118,10 @@ def test_strided_views(kt, rng, dtype):
     assert_close(kt.to_host(kt.multiply(va, 3.0)), ra * 3.0)
     assert_close(kt.to_host(kt.exp(va)), np.exp(ra), rtol=1e-5)
     bc = kt.broadcast_to(kt.from_host(a[0, 0, :4]), (3, 4))
-    assert_close(kt.to_host(kt.subtract(bc, kt.getitem(va, (slice(0, 3),)))),
-                 np.broadcast_to(a[0, 0, :4], (3, 4)) - ra[:3])
+    assert_close(
+        kt.to_host(kt.subtract(bc, kt.getitem(va, (slice(0, 3),)))),
+        np.broadcast_to(a[0, 0, :4], (3, 4)) - ra[:3],
+    )
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -137,7 +149,9 @@ def test_unary(kt, rng, name, dtype):
     if name in ("log", "sqrt"):
         a = np.abs(a) + dtype(1e-3)
     a[:3] = [0.0, -0.0, 1.0]
-    ref = {"relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x))}.get(name, getattr(np, name))
+    ref = {"relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x))}.get(
+        name
+    ) or getattr(np, name)
     got = kt.to_host(getattr(kt, name)(kt.from_host(a)))
     assert_close(got, ref(a).astype(dtype), rtol=2e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     view = kt.getitem(kt.from_host(a), (slice(None, None, 3),))
@@ -220,7 +234,10 @@ def test_copyto_broadcast_cast_scalar_and_overlap(kt, rng):
 
 
 def test_large_contiguous_add(kt, rng):
-    a, b = rng.standard_normal(3_000_001).astype(np.float32), rng.standard_normal(3_000_001).astype(np.float32)
+    a, b = (
+        rng.standard_normal(3_000_001).astype(np.float32),
+        rng.standard_normal(3_000_001).astype(np.float32),
+    )
     assert_close(kt.to_host(kt.add(kt.from_host(a), kt.from_host(b))), a + b)
     # a misaligned (odd-offset) contiguous view takes the unvectorised path
     va = kt.getitem(kt.from_host(a), (slice(1, None),))

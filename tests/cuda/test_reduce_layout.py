@@ -12,10 +12,26 @@ from tests.cuda.cuda_helpers import assert_close
 
 pytestmark = pytest.mark.cuda
 
-SHAPES_AXES = [((), None), ((1,), 0), ((7,), None), ((5, 6), 0), ((5, 6), 1), ((5, 6), (0, 1)),
-               ((2, 3, 4), (0, 2)), ((2, 3, 4), 1), ((2, 3, 4, 5), (1, 2)), ((2, 3, 4, 5), (0, 3)),
-               ((3, 1, 4), (0, 2)), ((4, 0), 0), ((300_000,), None), ((3, 70_000), 1), ((70_000, 3), 0),
-               ((50, 2000, 3), 1), ((9, 1500), 1), ((2, 40_000), 0)]
+SHAPES_AXES = [
+    ((), None),
+    ((1,), 0),
+    ((7,), None),
+    ((5, 6), 0),
+    ((5, 6), 1),
+    ((5, 6), (0, 1)),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), 1),
+    ((2, 3, 4, 5), (1, 2)),
+    ((2, 3, 4, 5), (0, 3)),
+    ((3, 1, 4), (0, 2)),
+    ((4, 0), 0),
+    ((300_000,), None),
+    ((3, 70_000), 1),
+    ((70_000, 3), 0),
+    ((50, 2000, 3), 1),
+    ((9, 1500), 1),
+    ((2, 40_000), 0),
+]
 
 
 def _host(rng, shape, dtype):
@@ -35,8 +51,12 @@ def test_sum_max_min(kt, rng, shape_axis, dtype, keepdims):
     da = kt.from_host(a)
     n = a.size if axis is None else int(np.prod([shape[ax] for ax in np.atleast_1d(axis)]))
     rtol = 1e-5 * max(1.0, np.log2(max(n, 2))) if dtype == np.float32 else 1e-12
-    assert_close(kt.to_host(kt.sum(da, axis, keepdims)), np.sum(a, axis=axis, keepdims=keepdims), rtol=rtol,
-                 atol=1e-4 if dtype == np.float32 else 1e-10)
+    assert_close(
+        kt.to_host(kt.sum(da, axis, keepdims)),
+        np.sum(a, axis=axis, keepdims=keepdims),
+        rtol=rtol,
+        atol=1e-4 if dtype == np.float32 else 1e-10,
+    )
     if n == 0:
         with pytest.raises(ShapeError):
             kt.max(da, axis, keepdims)
@@ -46,8 +66,20 @@ def test_sum_max_min(kt, rng, shape_axis, dtype, keepdims):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
-@pytest.mark.parametrize("shape_axis", [((7,), None), ((5, 6), 0), ((5, 6), 1), ((2, 3, 4), 1), ((3, 1, 4), 2),
-                                        ((300_000,), None), ((3, 70_000), 1), ((70_000, 3), 0)], ids=str)
+@pytest.mark.parametrize(
+    "shape_axis",
+    [
+        ((7,), None),
+        ((5, 6), 0),
+        ((5, 6), 1),
+        ((2, 3, 4), 1),
+        ((3, 1, 4), 2),
+        ((300_000,), None),
+        ((3, 70_000), 1),
+        ((70_000, 3), 0),
+    ],
+    ids=str,
+)
 def test_argmax_first_of_ties(kt, rng, shape_axis, dtype):
     shape, axis = shape_axis
     a = _host(rng, shape, dtype)
@@ -129,10 +161,15 @@ def test_transpose_broadcast_contiguous(kt, rng):
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concatenate_and_stack(kt, rng, axis):
-    parts = [rng.standard_normal((3, n, 4)) for n in (1, 0, 5)] if axis == 1 else \
-        [rng.standard_normal((3, 2, 4)) for _ in range(3)]
+    parts = (
+        [rng.standard_normal((3, n, 4)) for n in (1, 0, 5)]
+        if axis == 1
+        else [rng.standard_normal((3, 2, 4)) for _ in range(3)]
+    )
     dev = [kt.from_host(p) for p in parts]
-    dev[0] = kt.transpose(kt.from_host(np.ascontiguousarray(parts[0].transpose(2, 1, 0))), (2, 1, 0))  # a view
+    dev[0] = kt.transpose(
+        kt.from_host(np.ascontiguousarray(parts[0].transpose(2, 1, 0))), (2, 1, 0)
+    )  # a view
     assert_close(kt.to_host(kt.concatenate(dev, axis)), np.concatenate(parts, axis=axis))
     if axis != 1:
         assert_close(kt.to_host(kt.stack(dev, axis)), np.stack(parts, axis=axis))

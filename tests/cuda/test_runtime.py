@@ -43,8 +43,17 @@ def test_creation_and_transfer(kt, rng, dtype):
     assert e.shape == (2, 3) and e.dtype == dtype and e.is_contiguous and e.device == 0
 
 
-@pytest.mark.parametrize("args", [(0, 10, 1, np.int64), (2, -7, -3, np.int64), (0.5, 3.0, 0.25, np.float32),
-                                  (0, 1, 0.1, np.float64), (5, 5, 1, np.float32)], ids=str)
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0, 10, 1, np.int64),
+        (2, -7, -3, np.int64),
+        (0.5, 3.0, 0.25, np.float32),
+        (0, 1, 0.1, np.float64),
+        (5, 5, 1, np.float32),
+    ],
+    ids=str,
+)
 def test_arange(kt, args):
     assert_close(kt.to_host(kt.arange(*args)), np.arange(args[0], args[1], args[2], dtype=args[3]))
 

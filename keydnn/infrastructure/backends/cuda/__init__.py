@@ -17,15 +17,31 @@ from keydnn.infrastructure.backends.contract import KERNELS
 from . import _cudart, _lib, allocator
 from .storage import CudaArray, contiguous, empty
 
-__all__ = ["CudaArray", "contiguous", "copy_between_devices", "device_count", "empty", "empty_cache",
-           "is_available", "memory_stats", "synchronize", "table", "unavailable_reason"]
+__all__ = [
+    "CudaArray",
+    "contiguous",
+    "copy_between_devices",
+    "device_count",
+    "empty",
+    "empty_cache",
+    "is_available",
+    "memory_stats",
+    "synchronize",
+    "table",
+    "unavailable_reason",
+]
 
 # Creation kernels take the table's device index as their first argument.
 _CREATION = ("empty", "zeros", "full", "arange", "uniform", "normal", "dropout_mask", "from_host")
 # Kernels from the cuBLAS/cuDNN modules, imported when a table is built.
-_LIBRARY_KERNELS = {"matmul": "blas", "conv2d_forward": "conv", "conv2d_backward_input": "conv",
-                    "conv2d_backward_weight": "conv", "batch_norm_forward": "batchnorm",
-                    "batch_norm_backward": "batchnorm"}
+_LIBRARY_KERNELS = {
+    "matmul": "blas",
+    "conv2d_forward": "conv",
+    "conv2d_backward_input": "conv",
+    "conv2d_backward_weight": "conv",
+    "batch_norm_forward": "batchnorm",
+    "batch_norm_backward": "batchnorm",
+}
 _FAMILIES = ("elementwise", "reduce", "layout", "index", "nn", "optim", "creation")
 
 _tables: dict[int, SimpleNamespace] = {}
@@ -74,13 +90,17 @@ def _build(index: int) -> SimpleNamespace:
                 kernels[name] = _missing(name, module, str(exc))
             continue
         for family in _FAMILIES:
-            fn = getattr(modules[family], name, None)
-            if fn is not None:
+            module = modules[family]
+            fn = getattr(module, name, None)
+            # Only a kernel defined in the family itself (not one it imported, like storage.empty).
+            if fn is not None and getattr(fn, "__module__", None) == module.__name__:
                 kernels[name] = functools.partial(fn, index) if name in _CREATION else fn
                 break
         else:
             raise ImportError(f"CUDA backend lacks contract kernel {name!r}")
-    return SimpleNamespace(name=f"cuda:{index}", device=index, native_kernels=tuple(sorted(kernels)), **kernels)
+    return SimpleNamespace(
+        name=f"cuda:{index}", device=index, native_kernels=tuple(sorted(kernels)), **kernels
+    )
 
 
 def table(index: int = 0) -> SimpleNamespace:

@@ -248,7 +248,9 @@ class Event:
         """Milliseconds from this event to ``end`` (both recorded; waits for ``end``)."""
         end.synchronize()
         ms = ctypes.c_float(0.0)
-        check(runtime().cudaEventElapsedTime(ctypes.byref(ms), self.handle, end.handle), "cudaEventElapsedTime")
+        check(
+            runtime().cudaEventElapsedTime(ctypes.byref(ms), self.handle, end.handle), "cudaEventElapsedTime"
+        )
         return ms.value
 
     def __del__(self) -> None:

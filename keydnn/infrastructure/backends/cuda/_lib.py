@@ -36,7 +36,10 @@ class Scalar(ctypes.Structure):
 class Pool2d(ctypes.Structure):
     """kd_pool2d: the geometry of a 2-D pooling call."""
 
-    _fields_ = [(name, ctypes.c_int64) for name in ("n", "c", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw")]
+    _fields_ = [
+        (name, ctypes.c_int64)
+        for name in ("n", "c", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw")
+    ]
 
 
 _ITER = struct.Struct(f"<ii{MAX_DIMS}q{MAX_OPERANDS * MAX_DIMS}q")
@@ -60,7 +63,7 @@ def pack_iter(shape: tuple[int, ...], *strides: tuple[int, ...]) -> bytes:
 
 
 def _merge_dims(shape: tuple[int, ...], strides: tuple[tuple[int, ...], ...]):
-    """Collapse dims every operand walks contiguously so a >8-d iteration still fits (the C side does the same)."""
+    """Collapse dims every operand walks contiguously so a >8-d iteration still fits (as the C side does)."""
     keep = [d for d, n in enumerate(shape) if n != 1] or [0]
     out_shape = [shape[keep[0]]]
     out_strides = [[s[keep[0]]] for s in strides]
@@ -74,8 +77,9 @@ def _merge_dims(shape: tuple[int, ...], strides: tuple[tuple[int, ...], ...]):
             for os_, s in zip(out_strides, strides, strict=True):
                 os_.append(s[d])
     if len(out_shape) > MAX_DIMS:
-        raise ShapeError("cuda", f"cannot iterate {len(shape)}-d operands with strides {strides} "
-                         f"in {MAX_DIMS} dims")
+        raise ShapeError(
+            "cuda", f"cannot iterate {len(shape)}-d operands with strides {strides} in {MAX_DIMS} dims"
+        )
     return tuple(out_shape), tuple(tuple(s) for s in out_strides)
 
 
@@ -161,13 +165,25 @@ def check(status: int, op: str) -> None:
         raise NativeLibraryError(LIBRARY, op, message or STATUS_NAMES.get(status, "failure"), status)
 
 
+_SCALARS: dict[tuple[type, float | int | bool], Scalar] = {}
+
+
 def scalar(value: float | int | bool) -> Scalar:
-    """A kd_scalar holding ``value`` for both float and integer kernels."""
+    """A kd_scalar holding ``value`` for both float and integer kernels (memoised: ctypes passes it by
+    value, so a cached instance is never written through)."""
+    key = (type(value), value)
+    cached = _SCALARS.get(key)
+    if cached is not None:
+        return cached
     if isinstance(value, float):
         iv = int(value) if value == value and abs(value) < 9.2e18 else 0
-        return Scalar(value, iv)
-    iv = int(value)
-    return Scalar(float(iv), iv)
+        s = Scalar(value, iv)
+    else:
+        iv = int(value)
+        s = Scalar(float(iv), iv)
+    if len(_SCALARS) < 1024 and value == value:
+        _SCALARS[key] = s
+    return s
 
 
 def pointer_array(pointers: list[int]) -> ctypes.Array:

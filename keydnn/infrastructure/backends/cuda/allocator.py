@@ -1,4 +1,4 @@
-"""Caching device allocator: freed blocks go back to a per-device free list keyed by size class and are reused.
+"""Caching device allocator: freed blocks return to a per-device free list keyed by size class for reuse.
 
 cudaMalloc runs only on a miss (and cudaFree only in ``empty_cache``), so the steady state of a training loop
 makes no runtime allocation calls and never synchronises. Sizes round up to 512 B up to 1 MiB and to
@@ -89,9 +89,12 @@ class DeviceAllocator:
             ptr = _cudart.malloc(size)
         if ptr < 0:
             raise NativeLibraryError(
-                _cudart.LIBRARY, "cudaMalloc",
+                _cudart.LIBRARY,
+                "cudaMalloc",
                 f"{_cudart.error_string(-ptr)} allocating {size} bytes on cuda:{self.device} "
-                f"(allocated {self.allocated_bytes}, reserved {self.reserved_bytes})", -ptr)
+                f"(allocated {self.allocated_bytes}, reserved {self.reserved_bytes})",
+                -ptr,
+            )
         self.num_cuda_malloc += 1
         self.reserved_bytes += size
         return ptr

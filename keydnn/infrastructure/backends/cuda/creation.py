@@ -35,8 +35,12 @@ def empty(device: int, shape: Any, dtype: Any) -> CudaArray:
 
 def full(device: int, shape: Any, value: Any, dtype: Any) -> CudaArray:
     out = empty(device, shape, dtype)
-    check(_lib.lib.kd_fill(DTYPE_CODES[out.dtype], out.ptr, _lib.scalar(python_scalar("full", value)), out.size,
-                           None), "full")
+    check(
+        _lib.lib.kd_fill(
+            DTYPE_CODES[out.dtype], out.ptr, _lib.scalar(python_scalar("full", value)), out.size, None
+        ),
+        "full",
+    )
     return out
 
 
@@ -69,15 +73,19 @@ def _float_dtype(op: str, dtype: Any) -> np.dtype:
 
 def uniform(device: int, shape: Any, low: float, high: float, dtype: Any, seed: int | None) -> CudaArray:
     out = empty(device, shape, _float_dtype("uniform", dtype))
-    check(_lib.lib.kd_uniform(DTYPE_CODES[out.dtype], out.ptr, out.size, float(low), float(high), _seed(seed)),
-          "uniform")
+    check(
+        _lib.lib.kd_uniform(DTYPE_CODES[out.dtype], out.ptr, out.size, float(low), float(high), _seed(seed)),
+        "uniform",
+    )
     return out
 
 
 def normal(device: int, shape: Any, mean: float, std: float, dtype: Any, seed: int | None) -> CudaArray:
     out = empty(device, shape, _float_dtype("normal", dtype))
-    check(_lib.lib.kd_normal(DTYPE_CODES[out.dtype], out.ptr, out.size, float(mean), float(std), _seed(seed)),
-          "normal")
+    check(
+        _lib.lib.kd_normal(DTYPE_CODES[out.dtype], out.ptr, out.size, float(mean), float(std), _seed(seed)),
+        "normal",
+    )
     return out
 
 
@@ -85,14 +93,18 @@ def dropout_mask(device: int, shape: Any, p: float, dtype: Any, seed: int | None
     if not 0.0 <= p <= 1.0:
         raise ShapeError("dropout_mask", f"p must be in [0, 1], got {p}")
     out = empty(device, shape, _float_dtype("dropout_mask", dtype))
-    check(_lib.lib.kd_dropout_mask(DTYPE_CODES[out.dtype], out.ptr, out.size, float(p), _seed(seed)),
-          "dropout_mask")
+    check(
+        _lib.lib.kd_dropout_mask(DTYPE_CODES[out.dtype], out.ptr, out.size, float(p), _seed(seed)),
+        "dropout_mask",
+    )
     return out
 
 
 def from_host_on(a: Any, device: int) -> CudaArray:
     """A device copy of host data (a non-contiguous ndarray is made contiguous on the host first)."""
-    host = np.ascontiguousarray(a)
+    host = np.asarray(a)
+    if not host.flags.c_contiguous:  # (np.ascontiguousarray would also turn 0-d into 1-d)
+        host = host.copy(order="C")
     dt = as_dtype(host.dtype, "from_host")
     out = empty(device, host.shape, dt)
     _cudart.memcpy(out.ptr, host.ctypes.data, host.nbytes, _cudart.MEMCPY_H2D)

@@ -12,7 +12,7 @@ import numpy as np
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
 
 from . import _cudart, _lib
-from .storage import DTYPE_CODES, CudaArray, empty
+from .storage import DTYPE_CODES, CudaArray, c_strides, empty, new
 
 F64 = np.dtype(np.float64)
 I64 = np.dtype(np.int64)
@@ -71,6 +71,8 @@ def scalar_dtype(array_dtype: np.dtype, value: Any) -> np.dtype:
 
 
 def python_scalar(op: str, value: Any) -> float | int | bool:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -95,9 +97,15 @@ def astype(a: CudaArray, dtype: Any) -> CudaArray:
 
 def copy_strided(dst: CudaArray, src: CudaArray) -> None:
     """dst[...] = src for arrays of one shape (any strides, any dtypes)."""
-    it = None if dst.is_contiguous and src.is_contiguous else _lib.pack_iter(dst.shape, dst.strides, src.strides)
-    check(_lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
-          "copyto")
+    it = (
+        None
+        if dst.is_contiguous and src.is_contiguous
+        else _lib.pack_iter(dst.shape, dst.strides, src.strides)
+    )
+    check(
+        _lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
+        "copyto",
+    )
 
 
 def _overlaps(a: CudaArray, b: CudaArray) -> bool:
@@ -130,8 +138,10 @@ def copyto(dst: CudaArray, src: Any) -> None:
         it = None
     else:
         it = _lib.pack_iter(dst.shape, dst.strides, broadcast_strides(src, dst.shape))
-    check(_lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
-          "copyto")
+    check(
+        _lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
+        "copyto",
+    )
 
 
 def _result_out(op: str, out: CudaArray | None, shape: tuple[int, ...], dtype: np.dtype, device: int):
@@ -149,10 +159,89 @@ def _result_out(op: str, out: CudaArray | None, shape: tuple[int, ...], dtype: n
     return out, None
 
 
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _broadcast_plan(name: str, a: CudaArray, b: CudaArray, out: CudaArray | None) -> tuple:
+    """(shape, packed iteration or None) for ``a op b``; memoised on the layouts, since a training loop
+    broadcasts the same few layouts every step."""
+    key = (a.shape, a.strides, b.shape, b.strides, None if out is None else out.strides)
+    plan = _PLANS.get(key)
+    if plan is None:
+        shape = a.shape if a.shape == b.shape else broadcast_shapes(name, a.shape, b.shape)
+        out_strides = c_strides(shape) if out is None else out.strides
+        if a.shape == b.shape and a.is_contiguous and b.is_contiguous and (out is None or out.is_contiguous):
+            plan = (shape, None)
+        else:
+            plan = (
+                shape,
+                _lib.pack_iter(shape, out_strides, broadcast_strides(a, shape), broadcast_strides(b, shape)),
+            )
+        if len(_PLANS) < 4096:
+            _PLANS[key] = plan
+    return plan
+
+
 def _binary(name: str, code: int):
     compare = code in _COMPARE
+    ufunc = getattr(np, {"relu_backward": "multiply"}.get(name, name))
 
     def kernel(a: Any, b: Any, out: CudaArray | None = None) -> CudaArray:
+        a_arr, b_arr = type(a) is CudaArray, type(b) is CudaArray
+        if (
+            a_arr
+            and b_arr
+            and a.dtype is b.dtype
+            and a.device == b.device
+            and a.dtype is not BOOL
+            and not compare
+            and (code != _lib.DIV or a.dtype.kind == "f")
+        ):
+            # The common case: same dtype, same device, arithmetic.
+            if a.device != _cudart.current_device:
+                _cudart.set_device(a.device)
+            shape, it = _broadcast_plan(name, a, b, out)
+            if out is None:
+                res = new(shape, a.dtype, a.device)
+            elif (
+                type(out) is CudaArray
+                and out.shape == shape
+                and out.dtype is a.dtype
+                and out.device == a.device
+            ):
+                res = out
+            else:
+                return _general(a, b, out)
+            status = _lib.lib.kd_binary(code, DTYPE_CODES[a.dtype], res.ptr, a.ptr, b.ptr, res.size, it)
+            if status:
+                _lib.check(status, name)
+            return res
+        if out is None and (a_arr ^ b_arr):
+            arr, value, left = (a, b, 0) if a_arr else (b, a, 1)
+            if (type(value) is float or type(value) is int) and arr.dtype.kind == "f":
+                # Float array with a Python number: the array's dtype wins (NEP 50), no promotion to check.
+                if arr.device != _cudart.current_device:
+                    _cudart.set_device(arr.device)
+                res = new(arr.shape, BOOL if compare else arr.dtype, arr.device)
+                it = None if arr.is_contiguous else _lib.pack_iter(arr.shape, res.strides, arr.strides)
+                status = _lib.lib.kd_binary_scalar(
+                    code, DTYPE_CODES[arr.dtype], res.ptr, arr.ptr, _lib.scalar(value), left, res.size, it
+                )
+                if status:
+                    _lib.check(status, name)
+                return res
+        if not a_arr and not b_arr:
+            # Two scalars (an op's backward may combine constants): a host scalar, as NumPy would give.
+            value = ufunc(python_scalar(name, a), python_scalar(name, b))
+            if code == _lib.RELU_BACKWARD:
+                value = a if b > 0 else 0 * a
+            if out is not None:
+                copyto(out, value.item() if hasattr(value, "item") else value)
+                return out
+            return value.item() if hasattr(value, "item") else value
+        return _general(a, b, out)
+
+    def _general(a: Any, b: Any, out: CudaArray | None) -> CudaArray:
         a_arr, b_arr = type(a) is CudaArray, type(b) is CudaArray
         device = same_device(name, a, b)
         if a_arr and b_arr:
@@ -176,18 +265,22 @@ def _binary(name: str, code: int):
         if a_arr and b_arr:
             shape = a.shape if a.shape == b.shape else broadcast_shapes(name, a.shape, b.shape)
             res, final = _result_out(name, out, shape, BOOL if compare else dt, device)
-            if a.shape == b.shape and a.is_contiguous and b.is_contiguous and res.is_contiguous:
-                it = None
-            else:
-                it = _lib.pack_iter(shape, res.strides, broadcast_strides(a, shape), broadcast_strides(b, shape))
+            _, it = _broadcast_plan(name, a, b, res)
             check(lib.kd_binary(code, DTYPE_CODES[dt], res.ptr, a.ptr, b.ptr, res.size, it), name)
         else:
             arr, value, left = (a, b, 0) if a_arr else (b, a, 1)
             res, final = _result_out(name, out, arr.shape, BOOL if compare else dt, device)
-            it = None if arr.is_contiguous and res.is_contiguous else _lib.pack_iter(arr.shape, res.strides,
-                                                                                     arr.strides)
-            check(lib.kd_binary_scalar(code, DTYPE_CODES[dt], res.ptr, arr.ptr, _lib.scalar(value), left,
-                                       res.size, it), name)
+            it = (
+                None
+                if arr.is_contiguous and res.is_contiguous
+                else _lib.pack_iter(arr.shape, res.strides, arr.strides)
+            )
+            check(
+                lib.kd_binary_scalar(
+                    code, DTYPE_CODES[dt], res.ptr, arr.ptr, _lib.scalar(value), left, res.size, it
+                ),
+                name,
+            )
         if final is not None:
             copyto(final, res)
             return final
@@ -305,11 +398,27 @@ def where(cond: CudaArray, a: Any, b: Any) -> CudaArray:
     shape = broadcast_shapes("where", *shapes)
     out = empty(shape, dt, device)
     zeros = (0,) * len(shape)
-    it = _lib.pack_iter(shape, out.strides, broadcast_strides(cond, shape),
-                        broadcast_strides(a, shape) if a_arr else zeros,
-                        broadcast_strides(b, shape) if b_arr else zeros)
+    it = _lib.pack_iter(
+        shape,
+        out.strides,
+        broadcast_strides(cond, shape),
+        broadcast_strides(a, shape) if a_arr else zeros,
+        broadcast_strides(b, shape) if b_arr else zeros,
+    )
     sa = _lib.scalar(0 if a_arr else a)
     sb = _lib.scalar(0 if b_arr else b)
-    check(_lib.lib.kd_where(DTYPE_CODES[dt], out.ptr, cond.ptr, a.ptr if a_arr else None,
-                            b.ptr if b_arr else None, sa, sb, out.size, it), "where")
+    check(
+        _lib.lib.kd_where(
+            DTYPE_CODES[dt],
+            out.ptr,
+            cond.ptr,
+            a.ptr if a_arr else None,
+            b.ptr if b_arr else None,
+            sa,
+            sb,
+            out.size,
+            it,
+        ),
+        "where",
+    )
     return out

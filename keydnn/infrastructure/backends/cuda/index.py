@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import DTypeError, IndexingError, ShapeError
 
 from . import _cudart, _lib
 from .creation import from_host_on, to_host
@@ -37,32 +37,42 @@ def _host_index(op: str, item: Any) -> Any:
     if isinstance(item, (list, np.ndarray)):
         arr = np.asarray(item)
         if arr.dtype == object or (arr.dtype.kind not in "biu" and arr.size):
-            raise DTypeError(op, f"index arrays must be integer or bool, got {arr.dtype}")
+            raise IndexingError(op, f"index arrays must be integer or bool, got {arr.dtype}")
         if arr.dtype == np.bool_:
             if arr.ndim == 0:
-                raise DTypeError(op, "a bare bool index is not supported; use a bool mask array")
+                raise IndexingError(op, "a bare bool index is not supported; use a bool mask array")
             return arr
         return arr.astype(np.int64)
     if isinstance(item, (bool, np.bool_)):
-        raise DTypeError(op, "a bare bool index is not supported; use a bool mask array")
+        raise IndexingError(op, "a bare bool index is not supported; use a bool mask array")
+    if not isinstance(item, (int, np.integer, slice)) and item is not None and item is not Ellipsis:
+        raise IndexingError(
+            op,
+            f"only integers, slices, None, Ellipsis and int/bool arrays are valid indices, "
+            f"got {type(item).__name__}",
+        )
     return item
 
 
 def _expand(op: str, a: CudaArray, index: tuple) -> tuple[list, int]:
     """Replace Ellipsis by slices and count the dims the items consume (bool masks consume their ndim)."""
-    consumed = sum(item.ndim if isinstance(item, np.ndarray) and item.dtype == np.bool_ else
-                   (0 if item is None or item is Ellipsis else 1) for item in index)
+    consumed = sum(
+        item.ndim
+        if isinstance(item, np.ndarray) and item.dtype == np.bool_
+        else (0 if item is None or item is Ellipsis else 1)
+        for item in index
+    )
     if consumed > len(a.shape):
-        raise ShapeError(op, f"too many indices ({consumed}) for an array of {len(a.shape)} dims", a)
+        raise IndexingError(op, f"too many indices ({consumed}) for an array of {len(a.shape)} dims", a)
     if sum(item is Ellipsis for item in index) > 1:
-        raise ShapeError(op, "an index can only have a single ellipsis", a)
+        raise IndexingError(op, "an index can only have a single ellipsis", a)
     out: list = []
     for item in index:
         if item is Ellipsis:
             out.extend([slice(None)] * (len(a.shape) - consumed))
         else:
             out.append(item)
-    if Ellipsis not in index:
+    if not any(item is Ellipsis for item in index):
         out.extend([slice(None)] * (len(a.shape) - consumed))
     return out, consumed
 
@@ -82,7 +92,7 @@ def _basic_view(op: str, a: CudaArray, items: list) -> CudaArray:
         else:
             i, n = int(item), a.shape[dim]
             if not -n <= i < n:
-                raise ShapeError(op, f"index {i} is out of bounds for axis {dim} with size {n}", a)
+                raise IndexingError(op, f"index {i} is out of bounds for axis {dim} with size {n}", a)
             offset += (i % n) * a.strides[dim]
             dim += 1
     return a.view(tuple(shape), tuple(strides), offset)
@@ -100,32 +110,33 @@ def _offsets(op: str, a: CudaArray, items: list) -> tuple[np.ndarray, tuple[int,
                 plain.append(slice(None))
             else:
                 k = item.ndim if isinstance(item, np.ndarray) and item.dtype == np.bool_ else 1
-                shape.extend(a.shape[dim:dim + k])
-                strides.extend(a.strides[dim:dim + k])
+                shape.extend(a.shape[dim : dim + k])
+                strides.extend(a.strides[dim : dim + k])
                 plain.append(item)
                 dim += k
         a, items = a.view(tuple(shape), tuple(strides), a.offset), plain
     flat: list = []
     for item in items:  # a bool mask is its nonzero() int arrays, one per dim it covers
         if isinstance(item, np.ndarray) and item.dtype == np.bool_:
-            covered = a.shape[len(flat):len(flat) + item.ndim]
+            covered = a.shape[len(flat) : len(flat) + item.ndim]
             if item.shape != covered:
-                raise ShapeError(op, f"boolean index of shape {item.shape} does not match the indexed dims "
-                                 f"{covered}", a)
+                raise IndexingError(
+                    op, f"boolean index of shape {item.shape} does not match the indexed dims {covered}", a
+                )
             flat.extend(np.nonzero(item))
         else:
             flat.append(item)
     last = max(i for i, item in enumerate(flat) if not (isinstance(item, slice) and item == slice(None)))
-    prefix, inner_dims = flat[:last + 1], len(flat) - last - 1
-    outer_shape, outer_strides = a.shape[:last + 1], a.strides[:last + 1]
+    prefix, inner_dims = flat[: last + 1], len(flat) - last - 1
+    outer_shape, outer_strides = a.shape[: last + 1], a.strides[: last + 1]
     try:
         total = np.full((), a.offset, dtype=np.int64)
         for d, (n, s) in enumerate(zip(outer_shape, outer_strides, strict=True)):
             coords = (np.arange(n, dtype=np.int64) * s).reshape((n,) + (1,) * (len(outer_shape) - d - 1))
             total = total + np.broadcast_to(coords, outer_shape)[tuple(prefix)]
     except IndexError as exc:
-        raise ShapeError(op, str(exc), a) from None
-    inner = a.view(a.shape[len(a.shape) - inner_dims:], a.strides[len(a.shape) - inner_dims:], 0)
+        raise IndexingError(op, str(exc), a) from None
+    inner = a.view(a.shape[len(a.shape) - inner_dims :], a.strides[len(a.shape) - inner_dims :], 0)
     return np.ascontiguousarray(total, dtype=np.int64), tuple(total.shape), inner
 
 
@@ -139,7 +150,43 @@ def _prepare(op: str, a: CudaArray, index: Any) -> tuple[bool, Any]:
     return basic, items
 
 
+_FAST_TYPES = (int, slice, type(None))
+
+
+def _fast_basic(a: CudaArray, index: Any) -> CudaArray | None:
+    """The view for an index of plain ints/slices/None (the hot case), or None to take the general path."""
+    if type(index) is not tuple:
+        index = (index,)
+    nd, dim = len(a.shape), 0
+    shape, strides, offset = [], [], a.offset
+    for item in index:
+        t = type(item)
+        if t is slice:
+            if dim >= nd:
+                return None
+            start, stop, step = item.indices(a.shape[dim])
+            shape.append(len(range(start, stop, step)))
+            strides.append(a.strides[dim] * step)
+            offset += start * a.strides[dim]
+            dim += 1
+        elif t is int:
+            if dim >= nd or not -a.shape[dim] <= item < a.shape[dim]:
+                return None
+            offset += (item % a.shape[dim]) * a.strides[dim]
+            dim += 1
+        elif item is None:
+            shape.append(1)
+            strides.append(0)
+        else:
+            return None
+    return a.view(tuple(shape) + a.shape[dim:], tuple(strides) + a.strides[dim:], offset)
+
+
 def getitem(a: CudaArray, index: Any) -> CudaArray:
+    if type(a) is CudaArray:
+        view = _fast_basic(a, index)
+        if view is not None:
+            return view
     basic, items = _prepare("getitem", a, index)
     if basic:
         return _basic_view("getitem", a, items)
@@ -148,13 +195,17 @@ def getitem(a: CudaArray, index: Any) -> CudaArray:
     if out.size:
         dev_offsets = from_host_on(offsets.reshape(-1), a.device)
         it = _lib.pack_iter(inner.shape, c_strides(inner.shape), inner.strides)
-        check(_lib.lib.kd_gather(DTYPE_CODES[a.dtype], out.ptr, a.buffer.ptr, dev_offsets.ptr, offsets.size, it),
-              "getitem")
+        check(
+            _lib.lib.kd_gather(
+                DTYPE_CODES[a.dtype], out.ptr, a.buffer.ptr, dev_offsets.ptr, offsets.size, it
+            ),
+            "getitem",
+        )
     return out
 
 
 def _values_for(op: str, values: Any, shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
-    """``values`` as a contiguous device array of ``shape`` and ``dtype`` (broadcast and cast as NumPy would)."""
+    """``values`` as a contiguous device array of ``shape`` and ``dtype`` (broadcast and cast like NumPy)."""
     if isinstance(values, (np.ndarray, list)):
         values = from_host_on(np.asarray(values), device)
     if type(values) is not CudaArray:
@@ -182,8 +233,12 @@ def _scatter(op: str, a: CudaArray, items: list, values: Any, accumulate: bool) 
         return
     dev_offsets = from_host_on(offsets.reshape(-1), a.device)
     it = _lib.pack_iter(inner.shape, c_strides(inner.shape), inner.strides)
-    check(_lib.lib.kd_scatter(DTYPE_CODES[a.dtype], a.buffer.ptr, dev_offsets.ptr, vals.ptr, offsets.size, it,
-                              int(accumulate)), op)
+    check(
+        _lib.lib.kd_scatter(
+            DTYPE_CODES[a.dtype], a.buffer.ptr, dev_offsets.ptr, vals.ptr, offsets.size, it, int(accumulate)
+        ),
+        op,
+    )
 
 
 def setitem(a: CudaArray, index: Any, values: Any) -> None:

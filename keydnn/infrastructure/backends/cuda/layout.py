@@ -31,7 +31,7 @@ def _resolve_shape(a: CudaArray, shape: Any) -> tuple[int, ...]:
     if unknown:
         if known == 0 or a.size % known:
             raise ShapeError("reshape", f"cannot reshape array of size {a.size} into shape {shape}", a)
-        shape = shape[:unknown[0]] + (a.size // known,) + shape[unknown[0] + 1:]
+        shape = shape[: unknown[0]] + (a.size // known,) + shape[unknown[0] + 1 :]
     if _prod(shape) != a.size:
         raise ShapeError("reshape", f"cannot reshape array of size {a.size} into shape {shape}", a)
     return shape
@@ -79,7 +79,9 @@ def reshape(a: CudaArray, shape: Any) -> CudaArray:
 
 def transpose(a: CudaArray, axes: Any = None) -> CudaArray:
     nd = len(a.shape)
-    axes = tuple(reversed(range(nd))) if axes is None else tuple(int(ax) % nd if nd else int(ax) for ax in axes)
+    axes = (
+        tuple(reversed(range(nd))) if axes is None else tuple(int(ax) % nd if nd else int(ax) for ax in axes)
+    )
     if sorted(axes) != list(range(nd)):
         raise AxisError("transpose", f"axes {axes} are not a permutation of {nd} dims", a)
     return a.view(tuple(a.shape[ax] for ax in axes), tuple(a.strides[ax] for ax in axes), a.offset)
@@ -131,8 +133,10 @@ def concatenate(arrays: list, axis: int = 0) -> CudaArray:
     axis %= nd
     for x in arrays:
         if len(x.shape) != nd or any(x.shape[d] != first[d] for d in range(nd) if d != axis):
-            raise ShapeError("concatenate", f"shapes {[x.shape for x in arrays]} differ off axis {axis}", *arrays)
-    shape = first[:axis] + (sum(x.shape[axis] for x in arrays),) + first[axis + 1:]
+            raise ShapeError(
+                "concatenate", f"shapes {[x.shape for x in arrays]} differ off axis {axis}", *arrays
+            )
+    shape = first[:axis] + (sum(x.shape[axis] for x in arrays),) + first[axis + 1 :]
     out = empty(shape, dtype, device)
     start = 0
     for x in arrays:
@@ -156,7 +160,7 @@ def stack(arrays: list, axis: int = 0) -> CudaArray:
     axis %= nd
     shape = first[:axis] + (len(arrays),) + first[axis:]
     out = empty(shape, dtype, device)
-    part_strides = out.strides[:axis] + out.strides[axis + 1:]
+    part_strides = out.strides[:axis] + out.strides[axis + 1 :]
     for i, x in enumerate(arrays):
         if x.size:
             copy_strided(out.view(first, part_strides, out.offset + i * out.strides[axis]), x)

@@ -42,7 +42,7 @@ def _softmax(op: str, a: CudaArray, axis: int, log: int) -> CudaArray:
     (ax,) = normalize_axes(op, a, int(axis))
     x = contiguous(a)
     out = empty(a.shape, a.dtype, a.device)
-    outer, k, inner = _prod(a.shape[:ax]), a.shape[ax], _prod(a.shape[ax + 1:])
+    outer, k, inner = _prod(a.shape[:ax]), a.shape[ax], _prod(a.shape[ax + 1 :])
     _check(_lib.lib.kd_softmax(code, out.ptr, x.ptr, outer, k, inner, log), op)
     return out
 
@@ -97,8 +97,20 @@ def softmax_xent_backward(probs: CudaArray, labels: CudaArray, g: CudaArray) -> 
 
 def _pool(x_shape: tuple, out_hw: tuple, kernel: Any, stride: Any, padding: Any) -> _lib.Pool2d:
     n, c, h, w = (int(v) for v in x_shape)
-    return _lib.Pool2d(n, c, h, w, out_hw[0], out_hw[1], int(kernel[0]), int(kernel[1]), int(stride[0]),
-                       int(stride[1]), int(padding[0]), int(padding[1]))
+    return _lib.Pool2d(
+        n,
+        c,
+        h,
+        w,
+        out_hw[0],
+        out_hw[1],
+        int(kernel[0]),
+        int(kernel[1]),
+        int(stride[0]),
+        int(stride[1]),
+        int(padding[0]),
+        int(padding[1]),
+    )
 
 
 def max_pool2d_forward(x: CudaArray, kernel: Any, stride: Any, padding: Any) -> tuple[CudaArray, CudaArray]:
@@ -140,8 +152,12 @@ def avg_pool2d_forward(x: CudaArray, kernel: Any, stride: Any, padding: Any) -> 
     code = _float(op, x)
     xc = contiguous(x)
     y = empty(x.shape[:2] + (oh, ow), x.dtype, x.device)
-    _check(_lib.lib.kd_avg_pool2d_forward(code, y.ptr, xc.ptr, _pool(x.shape, (oh, ow), kernel, stride, padding)),
-           op)
+    _check(
+        _lib.lib.kd_avg_pool2d_forward(
+            code, y.ptr, xc.ptr, _pool(x.shape, (oh, ow), kernel, stride, padding)
+        ),
+        op,
+    )
     return y
 
 
@@ -154,14 +170,18 @@ def avg_pool2d_backward(gy: CudaArray, x_shape: Any, kernel: Any, stride: Any, p
         raise ShapeError(op, f"gradient shape {gy.shape}, expected {x_shape[:2] + (oh, ow)}", gy)
     g = contiguous(gy)
     gx = empty(x_shape, gy.dtype, gy.device)
-    _check(_lib.lib.kd_avg_pool2d_backward(code, gx.ptr, g.ptr, _pool(x_shape, (oh, ow), kernel, stride, padding)),
-           op)
+    _check(
+        _lib.lib.kd_avg_pool2d_backward(
+            code, gx.ptr, g.ptr, _pool(x_shape, (oh, ow), kernel, stride, padding)
+        ),
+        op,
+    )
     return gx
 
 
 def _norm_params(op: str, x: CudaArray, n_axes: int, *params: CudaArray | None) -> tuple[int, int]:
     layer_norm_axes(op, x.shape, n_axes)
-    tail = x.shape[len(x.shape) - n_axes:]
+    tail = x.shape[len(x.shape) - n_axes :]
     for p in params:
         if p is None:
             continue
@@ -173,25 +193,40 @@ def _norm_params(op: str, x: CudaArray, n_axes: int, *params: CudaArray | None) 
     return x.size // cols if cols else 0, cols
 
 
-def layer_norm_forward(x: CudaArray, gamma: CudaArray | None, beta: CudaArray | None, n_axes: int,
-                       eps: float) -> tuple[CudaArray, CudaArray, CudaArray]:
+def layer_norm_forward(
+    x: CudaArray, gamma: CudaArray | None, beta: CudaArray | None, n_axes: int, eps: float
+) -> tuple[CudaArray, CudaArray, CudaArray]:
     op = "layer_norm_forward"
     code = _float(op, x, *(p for p in (gamma, beta) if p is not None))
     rows, cols = _norm_params(op, x, n_axes, gamma, beta)
     xc = contiguous(x)
     g = contiguous(gamma) if gamma is not None else None
     b = contiguous(beta) if beta is not None else None
-    stat_shape = x.shape[:len(x.shape) - n_axes] + (1,) * n_axes
+    stat_shape = x.shape[: len(x.shape) - n_axes] + (1,) * n_axes
     y = empty(x.shape, x.dtype, x.device)
     mean = empty(stat_shape, x.dtype, x.device)
     invstd = empty(stat_shape, x.dtype, x.device)
-    _check(_lib.lib.kd_layer_norm_forward(code, y.ptr, mean.ptr, invstd.ptr, xc.ptr, g.ptr if g else None,
-                                          b.ptr if b else None, rows, cols, float(eps)), op)
+    _check(
+        _lib.lib.kd_layer_norm_forward(
+            code,
+            y.ptr,
+            mean.ptr,
+            invstd.ptr,
+            xc.ptr,
+            g.ptr if g else None,
+            b.ptr if b else None,
+            rows,
+            cols,
+            float(eps),
+        ),
+        op,
+    )
     return y, mean, invstd
 
 
-def layer_norm_backward(gy: CudaArray, x: CudaArray, gamma: CudaArray | None, mean: CudaArray,
-                        invstd: CudaArray, n_axes: int) -> tuple[CudaArray, CudaArray | None, CudaArray | None]:
+def layer_norm_backward(
+    gy: CudaArray, x: CudaArray, gamma: CudaArray | None, mean: CudaArray, invstd: CudaArray, n_axes: int
+) -> tuple[CudaArray, CudaArray | None, CudaArray | None]:
     op = "layer_norm_backward"
     code = _float(op, gy, x, mean, invstd, *(p for p in (gamma,) if p is not None))
     rows, cols = _norm_params(op, x, n_axes, gamma)
@@ -202,12 +237,27 @@ def layer_norm_backward(gy: CudaArray, x: CudaArray, gamma: CudaArray | None, me
     g, xc, mu, inv = contiguous(gy), contiguous(x), contiguous(mean), contiguous(invstd)
     gam = contiguous(gamma) if gamma is not None else None
     gx = empty(x.shape, x.dtype, x.device)
-    tail = x.shape[len(x.shape) - n_axes:]
+    tail = x.shape[len(x.shape) - n_axes :]
     ggamma = empty(tail, x.dtype, x.device) if gamma is not None else None
     gbeta = empty(tail, x.dtype, x.device) if gamma is not None else None
     ws_bytes = _lib.lib.kd_layer_norm_backward_workspace(code, rows, cols) if gamma is not None else 0
     ws = allocator.allocate(ws_bytes, x.device) if ws_bytes else None
-    _check(_lib.lib.kd_layer_norm_backward(
-        code, gx.ptr, ggamma.ptr if ggamma else None, gbeta.ptr if gbeta else None, g.ptr, xc.ptr,
-        gam.ptr if gam else None, mu.ptr, inv.ptr, rows, cols, ws.ptr if ws else None, ws_bytes), op)
+    _check(
+        _lib.lib.kd_layer_norm_backward(
+            code,
+            gx.ptr,
+            ggamma.ptr if ggamma else None,
+            gbeta.ptr if gbeta else None,
+            g.ptr,
+            xc.ptr,
+            gam.ptr if gam else None,
+            mu.ptr,
+            inv.ptr,
+            rows,
+            cols,
+            ws.ptr if ws else None,
+            ws_bytes,
+        ),
+        op,
+    )
     return gx, ggamma, gbeta

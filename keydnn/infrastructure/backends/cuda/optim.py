@@ -28,12 +28,14 @@ def _pointer_table(op: str, groups: list[list], dtype: Any, device: int) -> tupl
             if x.shape != p.shape:
                 raise ShapeError(op, f"shapes differ for parameter {i}: {p.shape} vs {x.shape}", p, x)
             if x.device != device:
-                raise DeviceMismatchError(op, f"parameter {i} has tensors on cuda:{device} and cuda:{x.device}",
-                                          p, x)
+                raise DeviceMismatchError(
+                    op, f"parameter {i} has tensors on cuda:{device} and cuda:{x.device}", p, x
+                )
             if x.dtype != dtype or not x.is_contiguous:
                 if k != 1:
-                    raise DTypeError(op, f"parameter {i}: in-place state must be contiguous {dtype}, got "
-                                     f"{x.dtype}", p, x)
+                    raise DTypeError(
+                        op, f"parameter {i}: in-place state must be contiguous {dtype}, got {x.dtype}", p, x
+                    )
                 # A gradient of another dtype or layout is converted, and kept alive until the launch.
                 x = group[i] = contiguous(x) if x.dtype == dtype else astype(x, dtype)
             ptrs[k][i] = x.ptr
@@ -48,8 +50,16 @@ def _dtype_and_device(op: str, params: list) -> tuple[Any, int]:
     return first.dtype, first.device
 
 
-def sgd_step(params: list, grads: list, bufs: list, lr: float, momentum: float, dampening: float,
-             nesterov: bool, weight_decay: float) -> None:
+def sgd_step(
+    params: list,
+    grads: list,
+    bufs: list,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+) -> None:
     op = "sgd_step"
     if not params:
         return
@@ -57,21 +67,57 @@ def sgd_step(params: list, grads: list, bufs: list, lr: float, momentum: float, 
     # With momentum 0 the kernel never touches bufs; the optimizer may pass none.
     groups = [list(params), list(grads), list(bufs) if momentum else list(params)]
     (p, g, b), sizes = _pointer_table(op, groups, dtype, device)
-    status = _lib.lib.kd_sgd_step(DTYPE_CODES[dtype], len(params), p, g, b, sizes, float(lr), float(momentum),
-                                  float(dampening), int(bool(nesterov)), float(weight_decay))
+    status = _lib.lib.kd_sgd_step(
+        DTYPE_CODES[dtype],
+        len(params),
+        p,
+        g,
+        b,
+        sizes,
+        float(lr),
+        float(momentum),
+        float(dampening),
+        int(bool(nesterov)),
+        float(weight_decay),
+    )
     if status:
         _lib.check(status, op)
 
 
-def adam_step(params: list, grads: list, m: list, v: list, step: int, lr: float, beta1: float, beta2: float,
-              eps: float, weight_decay: float, decoupled: bool) -> None:
+def adam_step(
+    params: list,
+    grads: list,
+    m: list,
+    v: list,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+) -> None:
     op = "adam_step"
     if not params:
         return
     dtype, device = _dtype_and_device(op, params)
     groups = [list(params), list(grads), list(m), list(v)]
     (p, g, mm, vv), sizes = _pointer_table(op, groups, dtype, device)
-    status = _lib.lib.kd_adam_step(DTYPE_CODES[dtype], len(params), p, g, mm, vv, sizes, float(lr), float(beta1),
-                                   float(beta2), float(eps), float(weight_decay), int(step), int(bool(decoupled)))
+    status = _lib.lib.kd_adam_step(
+        DTYPE_CODES[dtype],
+        len(params),
+        p,
+        g,
+        mm,
+        vv,
+        sizes,
+        float(lr),
+        float(beta1),
+        float(beta2),
+        float(eps),
+        float(weight_decay),
+        int(step),
+        int(bool(decoupled)),
+    )
     if status:
         _lib.check(status, op)

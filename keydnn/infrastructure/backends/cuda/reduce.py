@@ -16,7 +16,7 @@ from keydnn.domain.errors import AxisError, DTypeError, ShapeError
 from . import _cudart, _lib, allocator
 from .elementwise import BOOL, I64, astype, check
 from .layout import transpose
-from .storage import DTYPE_CODES, CudaArray, contiguous, empty
+from .storage import DTYPE_CODES, CudaArray, contiguous, new
 
 
 def normalize_axes(op: str, a: CudaArray, axis: Any) -> tuple[int, ...]:
@@ -42,49 +42,74 @@ def _prod(values: Any) -> int:
     return p
 
 
-def _layout(a: CudaArray, axes: tuple[int, ...]) -> tuple[CudaArray, int, int, int]:
-    """(contiguous array, outer, k, inner) with the reduced axes as the middle block."""
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _plan(op: str, code: int, a: CudaArray, axis: Any, keepdims: bool) -> tuple:
+    """(axes, out_shape, moved-axes permutation or None, outer, k, inner, workspace bytes), memoised on
+    the input layout: a training loop reduces the same few layouts every step."""
+    key = (
+        code,
+        a.shape,
+        a.strides,
+        a.dtype,
+        a.device,
+        tuple(axis) if isinstance(axis, list) else axis,
+        keepdims,
+    )
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    axes = normalize_axes(op, a, axis)
+    if code == _lib.ARGMAX and axis is not None and len(axes) != 1:
+        raise AxisError(op, f"argmax takes one axis, got {axis}", a)
     shape = a.shape
-    lo, hi = axes[0], axes[-1]
-    # Size-1 axes between reduced ones change neither values nor order, so they may join the block.
-    if all(d in axes or shape[d] == 1 for d in range(lo, hi + 1)):
-        return contiguous(a), _prod(shape[:lo]), _prod(shape[lo:hi + 1]), _prod(shape[hi + 1:])
-    kept = [d for d in range(len(shape)) if d not in axes]
-    moved = contiguous(transpose(a, tuple(kept) + axes))
-    return moved, _prod(shape[d] for d in kept), _prod(shape[d] for d in axes), 1
+    if keepdims:
+        out_shape = tuple(1 if d in axes else n for d, n in enumerate(shape))
+    else:
+        out_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
+    k = _prod(shape[d] for d in axes)
+    if k == 0 and code != _lib.SUM:
+        raise ShapeError(op, "zero-size reduction has no identity", a)
+    perm, outer, inner = None, 1, 1
+    if axes:
+        lo, hi = axes[0], axes[-1]
+        # Size-1 axes between reduced ones change neither values nor order, so they may join the block.
+        if all(d in axes or shape[d] == 1 for d in range(lo, hi + 1)):
+            outer, k, inner = _prod(shape[:lo]), _prod(shape[lo : hi + 1]), _prod(shape[hi + 1 :])
+        else:
+            kept = tuple(d for d in range(len(shape)) if d not in axes)
+            perm, outer = kept + axes, _prod(shape[d] for d in kept)
+    ws = _lib.lib.kd_reduce_workspace(code, DTYPE_CODES[a.dtype], outer, k, inner) if axes and k else 0
+    plan = (axes, out_shape, perm, outer, k, inner, ws)
+    if len(_PLANS) < 4096:
+        _PLANS[key] = plan
+    return plan
 
 
 def _reduce(op: str, code: int, a: CudaArray, axis: Any, keepdims: bool) -> CudaArray:
     if type(a) is not CudaArray:
         raise DTypeError(op, "expected a CudaArray", a)
-    _cudart.set_device(a.device)
-    axes = normalize_axes(op, a, axis)
-    if code == _lib.ARGMAX and axis is not None and len(axes) != 1:
-        raise AxisError(op, f"argmax takes one axis, got {axis}", a)
+    if a.device != _cudart.current_device:
+        _cudart.set_device(a.device)
     if code == _lib.SUM and a.dtype == BOOL:
         a = astype(a, I64)
-    out_dtype = I64 if code == _lib.ARGMAX else a.dtype
-    if keepdims:
-        out_shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
-    else:
-        out_shape = tuple(n for d, n in enumerate(a.shape) if d not in axes)
-    k = _prod(a.shape[d] for d in axes)
-    if k == 0 and code != _lib.SUM:
-        raise ShapeError(op, "zero-size reduction has no identity", a)
-    out = empty(out_shape, out_dtype, a.device)
+    axes, out_shape, perm, outer, k, inner, ws_bytes = _plan(op, code, a, axis, keepdims)
+    out = new(out_shape, I64 if code == _lib.ARGMAX else a.dtype, a.device)
     if out.size == 0:
         return out
     if not axes:  # reducing no axes: NumPy returns the values themselves (argmax over an empty tuple is 0)
         if code == _lib.ARGMAX:
             check(_lib.lib.kd_fill(DTYPE_CODES[I64], out.ptr, _lib.scalar(0), out.size, None), op)
             return out
-        return astype(a, out_dtype)
-    src, outer, k, inner = _layout(a, axes)
-    code_dtype = DTYPE_CODES[src.dtype]
-    ws_bytes = _lib.lib.kd_reduce_workspace(code, code_dtype, outer, k, inner)
+        return astype(a, a.dtype)
+    src = contiguous(a) if perm is None else contiguous(transpose(a, perm))
     ws = allocator.allocate(ws_bytes, a.device) if ws_bytes else None
-    check(_lib.lib.kd_reduce(code, code_dtype, out.ptr, src.ptr, outer, k, inner, ws.ptr if ws else None,
-                             ws_bytes), op)
+    status = _lib.lib.kd_reduce(
+        code, DTYPE_CODES[src.dtype], out.ptr, src.ptr, outer, k, inner, ws.ptr if ws else None, ws_bytes
+    )
+    if status:
+        _lib.check(status, op)
     return out
 
 

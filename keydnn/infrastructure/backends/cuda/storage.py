@@ -26,14 +26,21 @@ def as_dtype(dtype: object, op: str = "cuda") -> np.dtype:
     return dt
 
 
+_STRIDES: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+
 def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """C-contiguous strides, in elements."""
-    strides = []
-    acc = 1
-    for n in reversed(shape):
-        strides.append(acc)
-        acc *= n
-    return tuple(reversed(strides))
+    """C-contiguous strides, in elements (memoised: kernels ask for the same few shapes again and again)."""
+    strides = _STRIDES.get(shape)
+    if strides is None:
+        acc, out = 1, []
+        for n in reversed(shape):
+            out.append(acc)
+            acc *= n
+        strides = tuple(reversed(out))
+        if len(_STRIDES) < 4096:
+            _STRIDES[shape] = strides
+    return strides
 
 
 def _is_c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
@@ -50,11 +57,27 @@ def _is_c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
 class CudaArray:
     """A strided view of device memory. Strides and offset are counted in elements."""
 
-    __slots__ = ("shape", "dtype", "strides", "offset", "device", "buffer", "size", "itemsize", "is_contiguous",
-                 "__weakref__")
+    __slots__ = (
+        "shape",
+        "dtype",
+        "strides",
+        "offset",
+        "device",
+        "buffer",
+        "size",
+        "itemsize",
+        "is_contiguous",
+        "__weakref__",
+    )
 
-    def __init__(self, buffer: Block, shape: tuple[int, ...], dtype: np.dtype,
-                 strides: tuple[int, ...] | None = None, offset: int = 0) -> None:
+    def __init__(
+        self,
+        buffer: Block,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        strides: tuple[int, ...] | None = None,
+        offset: int = 0,
+    ) -> None:
         self.buffer = buffer
         self.device = buffer.device
         self.shape = shape
@@ -96,8 +119,10 @@ class CudaArray:
 
     def __repr__(self) -> str:
         layout = "" if self.is_contiguous else f", strides={self.strides}"
-        return (f"CudaArray(shape={self.shape}, dtype={self.dtype}, device=cuda:{self.device}"
-                f"{layout}, offset={self.offset})")
+        return (
+            f"CudaArray(shape={self.shape}, dtype={self.dtype}, device=cuda:{self.device}"
+            f"{layout}, offset={self.offset})"
+        )
 
 
 def empty(shape: tuple[int, ...], dtype: object, device: int) -> CudaArray:
@@ -110,12 +135,20 @@ def empty(shape: tuple[int, ...], dtype: object, device: int) -> CudaArray:
     return CudaArray(allocator.allocate(size * dt.itemsize, device), shape, dt)
 
 
+def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
+    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype."""
+    size = 1
+    for n in shape:
+        size *= n
+    return CudaArray(allocator.allocate(size * dtype.itemsize, device), shape, dtype)
+
+
 def contiguous(a: CudaArray) -> CudaArray:
     """``a`` itself when C-contiguous, else a contiguous copy on the same device."""
     if a.is_contiguous:
         return a
     from .elementwise import copy_strided  # the copy kernel lives with the elementwise family
 
-    out = empty(a.shape, a.dtype, a.device)
+    out = new(a.shape, a.dtype, a.device)
     copy_strided(out, a)
     return out
