@@ -27,6 +27,45 @@ __global__ void cast_contiguous(To *__restrict__ out, const From *__restrict__ a
     out[i] = convert<To>(a[i]);
 }
 
+// out[b][i][j] = in[b * sb + i + j * sj]: a batched transpose through 32x32 shared-memory tiles, so both
+// the reads (along i) and the writes (along j) are coalesced; the generic strided copy reads one of them
+// with a large stride.
+template <typename T>
+__global__ void transpose_tiles(T *__restrict__ out, const T *__restrict__ in, int64_t rows, int64_t cols,
+                                int64_t sb, int64_t sj) {
+  __shared__ T tile[32][33];
+  const int64_t b = blockIdx.z, i0 = (int64_t)blockIdx.y * 32, j0 = (int64_t)blockIdx.x * 32;
+  const T *src = in + b * sb;
+  for (int r = threadIdx.y; r < 32; r += 8) {
+    const int64_t i = i0 + threadIdx.x, j = j0 + r;
+    if (i < rows && j < cols) tile[r][threadIdx.x] = src[i + j * sj];
+  }
+  __syncthreads();
+  T *dst = out + b * rows * cols;
+  for (int r = threadIdx.y; r < 32; r += 8) {
+    const int64_t i = i0 + r, j = j0 + threadIdx.x;
+    if (i < rows && j < cols) dst[i * cols + j] = tile[threadIdx.x][r];
+  }
+}
+
+// A same-dtype copy whose (collapsed) output is contiguous and whose input walks the output's last dim
+// with a large stride and the one before it with stride 1 is a (batched) transpose.
+template <typename T>
+bool try_transpose(T *out, const T *a, const kd_iter &c) {
+  const int nd = c.ndim;
+  if (nd < 2 || nd > 3) return false;
+  const int64_t rows = c.shape[nd - 2], cols = c.shape[nd - 1];
+  const int64_t batch = nd == 3 ? c.shape[0] : 1;
+  if (c.strides[0][nd - 1] != 1 || c.strides[0][nd - 2] != cols) return false;
+  if (nd == 3 && c.strides[0][0] != rows * cols) return false;
+  if (c.strides[1][nd - 2] != 1 || c.strides[1][nd - 1] == 1) return false;
+  if (rows < 8 || cols < 8 || batch > 65535 || kd::ceil_div(rows, 32) > 65535) return false;
+  dim3 grid((unsigned)kd::ceil_div(cols, 32), (unsigned)kd::ceil_div(rows, 32), (unsigned)batch);
+  const int64_t batch_stride = nd == 3 ? c.strides[1][0] : 0;
+  transpose_tiles<T><<<grid, dim3(32, 8)>>>(out, a, rows, cols, batch_stride, c.strides[1][nd - 1]);
+  return true;
+}
+
 template <typename To, typename From>
 int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   To *out = static_cast<To *>(out_);
@@ -44,6 +83,9 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   if (std::is_same<To, From>::value && c.ndim == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1)
     return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice) == cudaSuccess
                ? KD_OK : kd::check_launch("copy");
+  if constexpr (std::is_same<To, From>::value) {
+    if (try_transpose<To>(out, a, c)) return kd::check_launch("copy");
+  }
   if (kd::fits_int32(c))
     cast_strided<To, From, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c),
                                                                        (int32_t)n);

@@ -179,3 +179,26 @@ def test_concatenate_and_stack(kt, rng, axis):
         kt.concatenate([kt.zeros((2, 2), np.float32), kt.zeros((2, 3), np.float32)], 0)
     with pytest.raises(ShapeError):
         kt.stack([kt.zeros((2, 2), np.float32), kt.zeros((2, 3), np.float32)], 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize(
+    "shape_axes",
+    [
+        ((999, 1000), (1, 0)),
+        ((3, 37, 45), (0, 2, 1)),
+        ((37, 5, 45), (1, 2, 0)),
+        ((64, 8), (1, 0)),
+        ((4, 3, 70), (2, 0, 1)),
+    ],
+    ids=str,
+)
+def test_transposed_copies(kt, rng, dtype, shape_axes):
+    shape, axes = shape_axes
+    a = (rng.standard_normal(shape) * 5).astype(dtype)
+    t = kt.transpose(kt.from_host(a), axes)
+    assert_close(kt.to_host(kt.ascontiguousarray(t)), np.ascontiguousarray(a.transpose(axes)))
+    flipped = kt.getitem(t, (Ellipsis, slice(None, None, -1)))
+    assert_close(
+        kt.to_host(kt.ascontiguousarray(flipped)), np.ascontiguousarray(a.transpose(axes)[..., ::-1])
+    )

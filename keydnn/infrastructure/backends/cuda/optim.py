@@ -4,6 +4,7 @@ moments) in place. Semantics are the NumPy reference's (``backends/numpy/nn.py``
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
@@ -13,33 +14,82 @@ from .elementwise import astype
 from .storage import DTYPE_CODES, CudaArray, contiguous
 
 
+def _check_group(op: str, k: int, group: list, params: list, dtype: Any, device: int) -> list[int]:
+    """Device pointers of one tensor list after checking it against the parameters. Gradients (k == 1) of
+    another dtype or layout are converted in place in ``group`` (kept alive until the launch)."""
+    ptrs = [0] * len(group)
+    for i, (x, p) in enumerate(zip(group, params, strict=True)):
+        if (
+            type(x) is CudaArray
+            and x.dtype is dtype
+            and x.is_contiguous
+            and x.shape == p.shape
+            and x.device == device
+        ):
+            ptrs[i] = x.buffer.ptr + x.offset * x.itemsize
+            continue
+        if type(x) is not CudaArray:
+            raise DTypeError(op, f"expected CudaArrays, got {type(x).__name__}", x)
+        if x.shape != p.shape:
+            raise ShapeError(op, f"shapes differ for parameter {i}: {p.shape} vs {x.shape}", p, x)
+        if x.device != device:
+            raise DeviceMismatchError(
+                op, f"parameter {i} has tensors on cuda:{device} and cuda:{x.device}", p, x
+            )
+        if x.dtype != dtype or not x.is_contiguous:
+            if k != 1:
+                raise DTypeError(
+                    op, f"parameter {i}: in-place state must be contiguous {dtype}, got {x.dtype}", p, x
+                )
+            x = group[i] = contiguous(x) if x.dtype == dtype else astype(x, dtype)
+        ptrs[i] = x.ptr
+    return ptrs
+
+
+# The optimizer passes the same params/bufs/moments lists every step: their checked pointer arrays are
+# kept, keyed by the arrays' identities and validated through weak references (so a cached entry never
+# keeps a dead model's memory alive, and a reused id never matches a different array).
+_STABLE: dict[tuple, tuple[list, Any]] = {}
+
+
+def _cached(key: tuple, arrays: list, build: Any) -> Any:
+    entry = _STABLE.get(key)
+    if entry is not None and [ref() for ref in entry[0]] == arrays:  # CudaArray == is identity
+        return entry[1]
+    if len(_STABLE) >= 64:
+        _STABLE.clear()
+    value = build()
+    _STABLE[key] = ([weakref.ref(x) for x in arrays], value)
+    return value
+
+
 def _pointer_table(op: str, groups: list[list], dtype: Any, device: int) -> tuple[list, Any]:
     """One ctypes pointer array per group (params, grads, ...) and the sizes array, after checks."""
     n = len(groups[0])
     if any(len(g) != n for g in groups):
         raise ShapeError(op, f"tensor lists differ in length: {[len(g) for g in groups]}")
-    ptrs: list[list[int]] = [[0] * n for _ in groups]
-    for i in range(n):
-        p = groups[0][i]
-        for k, group in enumerate(groups):
-            x = group[i]
-            if type(x) is not CudaArray:
-                raise DTypeError(op, f"expected CudaArrays, got {type(x).__name__}", x)
-            if x.shape != p.shape:
-                raise ShapeError(op, f"shapes differ for parameter {i}: {p.shape} vs {x.shape}", p, x)
-            if x.device != device:
-                raise DeviceMismatchError(
-                    op, f"parameter {i} has tensors on cuda:{device} and cuda:{x.device}", p, x
-                )
-            if x.dtype != dtype or not x.is_contiguous:
-                if k != 1:
-                    raise DTypeError(
-                        op, f"parameter {i}: in-place state must be contiguous {dtype}, got {x.dtype}", p, x
-                    )
-                # A gradient of another dtype or layout is converted, and kept alive until the launch.
-                x = group[i] = contiguous(x) if x.dtype == dtype else astype(x, dtype)
-            ptrs[k][i] = x.ptr
-    return [_lib.pointer_array(column) for column in ptrs], _lib.int64_array([p.size for p in groups[0]])
+    params = groups[0]
+    # The sizes entry stands for "these params were checked"; other groups' entries are keyed on it.
+    sizes = _cached(
+        (-1, *map(id, params)),
+        params,
+        lambda: (_lib.int64_array([p.size for p in params]), object()),
+    )
+    tables = []
+    for k, group in enumerate(groups):
+        if k == 1:  # gradients are new arrays every step
+            tables.append(_lib.pointer_array(_check_group(op, k, group, params, dtype, device)))
+            continue
+        tables.append(
+            _cached(
+                (k, id(sizes[1]), *map(id, group)),
+                group,
+                lambda k=k, group=group: _lib.pointer_array(
+                    _check_group(op, k, group, params, dtype, device)
+                ),
+            )
+        )
+    return tables, sizes[0]
 
 
 def _dtype_and_device(op: str, params: list) -> tuple[Any, int]:
