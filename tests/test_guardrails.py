@@ -37,7 +37,7 @@ def test_ops_and_nn_never_test_the_device():
     pattern = re.compile(r"is_cuda\(\)|is_cpu\(\)|device\.type|DeviceType\.|\"cuda\" in|'cuda' in")
     offenders = [f"{p.relative_to(ROOT)}:{i + 1}" for p in _sources(*dirs)
                  for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]
-    allowed = {"keydnn/infrastructure/ops/index.py", "keydnn/infrastructure/ops/loss.py"}
+    allowed = {"keydnn/infrastructure/ops/index.py"}  # an index tensor on the host may index device data
     offenders = [o for o in offenders if o.split(":")[0] not in allowed]
     assert not offenders, f"device tests in ops/nn (use the kernel table instead): {offenders}"
 

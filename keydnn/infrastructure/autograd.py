@@ -181,7 +181,7 @@ def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
                 key = id(p._node)
                 prev = grads.get(key)
                 grads[key] = gi if prev is None else p._node.k.add(prev, gi)
-        if not retain_graph:
-            node.saved = ()
+        if not retain_graph:  # drop saved arrays and inputs, so activations die with the backward pass
+            node.saved = node.parents = ()
             node.freed = True
             node.__dict__.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keydnn.domain.errors import DTypeError, ShapeError
 from keydnn.infrastructure.autograd import Function
+from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.ops._util import require_float
 from keydnn.infrastructure.tensor._tensor import Tensor
 
@@ -31,8 +32,9 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
                          logits, labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ShapeError("softmax_cross_entropy", "expects logits (N, C) and labels (N,)", logits, labels)
-    if labels.device.is_cpu() and labels.numel():
-        lo, hi = int(labels.to_numpy().min()), int(labels.to_numpy().max())
+    if labels.numel():  # a device kernel cannot raise, so the range is checked here (a sync on CUDA)
+        k = kernels_for(labels.device)
+        lo, hi = int(k.to_host(k.min(labels._data, None, False))), int(k.to_host(k.max(labels._data, None, False)))
         if lo < 0 or hi >= logits.shape[1]:
             raise ShapeError("softmax_cross_entropy", f"labels must be in [0, {logits.shape[1]}), "
                              f"got range [{lo}, {hi}]", logits, labels)
