@@ -58,6 +58,13 @@ def main() -> None:
     for name, k, t, target in rows:
         ratio = k / t if "GB/s" not in name else t / k
         lines.append(f"| {name} | {k:.2f} | {t:.2f} | {ratio:.2f}x | {target} |")
+    from keydnn.infrastructure.backends.cuda import conv
+
+    kinds = [type(plan).__name__ for plan in conv._plans.values()]
+    lines.append("")
+    lines.append(f"cuDNN convolution plans made: {kinds.count('_GraphPlan')} graph-API, {kinds.count('_Plan')} legacy"
+                 + (f"; graph-API fallbacks: {sorted(set(conv.graph_fallbacks.values()))}"
+                    if conv.graph_fallbacks else ""))
     lines.append("")
     lines.append("Times are medians of repeated batches after warm-up, synchronised before each clock read; "
                  "for GB/s the ratio column is PyTorch's time over KeyDNN's (>1 means PyTorch is slower).")

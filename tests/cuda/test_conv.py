@@ -100,9 +100,18 @@ def make(case, dtype, rng):
     return x, wt, b, (stride, padding, dilation, groups)
 
 
+@pytest.fixture(params=["graph", "legacy"])
+def api(request, monkeypatch):
+    """Run a test once through cuDNN's graph API and once through its legacy calls (fresh plan caches)."""
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "1" if request.param == "graph" else "0")
+    monkeypatch.setattr(conv, "_plans", {})
+    monkeypatch.setattr(conv, "graph_fallbacks", {})
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_and_gradients(case, dtype, rng):
+def test_forward_and_gradients(case, dtype, rng, api):
     x, w, b, params = make(case, dtype, rng)
     for bias in (b, None):
         db = None if bias is None else to_device(bias)
@@ -116,11 +125,46 @@ def test_forward_and_gradients(case, dtype, rng):
     gw = conv.conv2d_backward_weight(to_device(gy), to_device(x), w.shape, *params)
     assert rel_err(to_host(gx), gx_ref) < TOL[dtype]
     assert rel_err(to_host(gw), gw_ref) < TOL[dtype]
+    if api == "legacy":
+        assert all(type(plan) is conv._Plan for plan in conv._plans.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], (4, 16, 15, 17, 32, 3, 3, (1, 1), (1, 1), (1, 1), 1)])
+def test_graph_api_takes_common_convolutions(case, dtype, rng, monkeypatch):
+    """Plain, strided and grouped convolutions run on graph-API execution plans, not the legacy fallback."""
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "1")
+    monkeypatch.setattr(conv, "_plans", {})
+    monkeypatch.setattr(conv, "graph_fallbacks", {})
+    assert _cudnn.has_graph_api()
+    x, w, b, params = make(case, dtype, rng)
+    y = conv.conv2d_forward(to_device(x), to_device(w), to_device(b), *params)
+    gy = to_device(np.ones(y.shape, dtype))
+    conv.conv2d_backward_input(gy, to_device(w), x.shape, *params)
+    conv.conv2d_backward_weight(gy, to_device(x), w.shape, *params)
+    assert not conv.graph_fallbacks, conv.graph_fallbacks
+    assert len(conv._plans) == 3 and all(type(p) is conv._GraphPlan for p in conv._plans.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_graph_bias_ignores_stale_output(dtype, rng, monkeypatch):
+    """beta = 0: whatever the reused output block held (NaN here) never reaches y."""
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "1")
+    monkeypatch.setattr(conv, "_plans", {})
+    x, w, b, params = make(CASES[1], dtype, rng)
+    ref = ref_forward(x, w, b, *params)
+    dx, dw, db = to_device(x), to_device(w), to_device(b)
+    stale = storage.empty(ref.shape, dtype, 0)
+    _cudart.memset(stale.ptr, 0xFF, stale.nbytes)
+    del stale
+    y = to_host(conv.conv2d_forward(dx, dw, db, *params))
+    assert not np.isnan(y).any() and rel_err(y, ref) < TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("algo", [0, 1])  # IMPLICIT_GEMM + cudnnAddTensor; IMPLICIT_PRECOMP_GEMM, bias fused
 def test_both_bias_paths(algo, dtype, rng, monkeypatch):
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "0")
     monkeypatch.setattr(conv, "_plans", {})
     monkeypatch.setattr(conv, "_choose", lambda op, direction, h, code, descs, ptrs, device:
                         (algo, _cudnn.workspace_size(op, direction, h, descs, algo)))
@@ -158,7 +202,7 @@ def test_empty_batch(rng):
     np.testing.assert_array_equal(to_host(gw), np.zeros(w.shape))
 
 
-def test_plan_is_cached(rng, monkeypatch):
+def test_plan_is_cached(rng, monkeypatch, api):
     x, w, _, params = make(CASES[1], np.float32, rng)
     dx, dw = to_device(x), to_device(w)
     first = to_host(conv.conv2d_forward(dx, dw, None, *params))
@@ -167,10 +211,11 @@ def test_plan_is_cached(rng, monkeypatch):
         raise AssertionError("algorithm search ran again for a cached configuration")
     monkeypatch.setattr(_cudnn, "find_algorithms", refuse)
     monkeypatch.setattr(_cudnn, "heuristic_algorithms", refuse)
+    monkeypatch.setattr(_cudnn, "convolution_plans", refuse)
     np.testing.assert_array_equal(to_host(conv.conv2d_forward(dx, dw, None, *params)), first)
 
 
-def test_non_contiguous_input(rng):
+def test_non_contiguous_input(rng, api):
     """A channel slice of a larger tensor is packed before cuDNN sees it."""
     big = rng.standard_normal((2, 6, 7, 7))
     w = rng.standard_normal((3, 4, 3, 3))
@@ -202,7 +247,7 @@ def test_gradient_shape_and_dtype_errors():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", [CASES[3], CASES[6], (4, 16, 15, 17, 32, 3, 3, (1, 1), (1, 1), (1, 1), 1)])
-def test_matches_torch(case, dtype, rng):
+def test_matches_torch(case, dtype, rng, api):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch without CUDA")

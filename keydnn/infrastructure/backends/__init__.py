@@ -105,4 +105,5 @@ def kernels_for(device: Any) -> Any:
     """The kernel table for a Device (None means the CPU)."""
     if device is None or device.index is None:
         return _Tables.cpu if _Tables.cpu is not None else cpu_table()
-    return cuda_table(device.index)
+    table = _Tables.cuda.get(device.index)  # every op asks: the built table is one lookup away
+    return table if table is not None else cuda_table(device.index)

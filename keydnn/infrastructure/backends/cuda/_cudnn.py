@@ -1,13 +1,16 @@
-"""ctypes bindings to cuDNN 9's legacy API: the one module that loads libcudnn and declares its functions.
+"""ctypes bindings to cuDNN 9: the one module that loads libcudnn and declares its functions.
 
-Besides the table it holds the few helpers that need ctypes objects (descriptors, algorithm perf arrays);
-the kernels in conv.py and batchnorm.py pass plain ints. Loading happens at first use.
+The legacy API serves batch norm and the convolution fallback; convolutions run through the backend (graph)
+API, whose finalized execution plans cost a few microseconds per call where the legacy entry points, which
+cuDNN 9 rebuilds a plan for on every call, cost ~80 us of CPU. Besides the table it holds the helpers that
+need ctypes objects (descriptors, attribute arrays, algorithm perf arrays); the kernels in conv.py and
+batchnorm.py pass plain ints. Loading happens at first use.
 """
 
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, Structure, c_char_p, c_double, c_float, c_int, c_size_t, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 
 from keydnn.domain.errors import DeviceNotSupportedError, NativeLibraryError
 
@@ -86,7 +89,16 @@ for _short, _run in _DIRECTIONS.values():
         c_int, [_p, _p, _p, _p, _p, c_int, POINTER(c_size_t)])
     # handle, alpha, aDesc, a, bDesc, b, convDesc, algo, workspace, bytes, beta, cDesc, c
     _FUNCTIONS[f"cudnn{_run}"] = (c_int, [_p, _p, _p, _p, _p, _p, _p, c_int, _p, c_size_t, _p, _p, _p])
-_OPTIONAL = {"cudnnGetLastErrorString": (None, [c_char_p, c_size_t])}  # cuDNN >= 9.0
+_OPTIONAL = {
+    "cudnnGetLastErrorString": (None, [c_char_p, c_size_t]),  # cuDNN >= 9.0
+    # The backend (graph) API: descriptor, attribute name, attribute type, element count, elements.
+    "cudnnBackendCreateDescriptor": (c_int, [c_int, _out_p]),
+    "cudnnBackendDestroyDescriptor": (c_int, [_p]),
+    "cudnnBackendSetAttribute": (c_int, [_p, c_int, c_int, c_int64, _p]),
+    "cudnnBackendGetAttribute": (c_int, [_p, c_int, c_int, c_int64, POINTER(c_int64), _p]),
+    "cudnnBackendFinalize": (c_int, [_p]),
+    "cudnnBackendExecute": (c_int, [_p, _p, _p]),
+}
 
 _SCALAR_KEEP = {DATA_FLOAT: (c_float(1.0), c_float(0.0)), DATA_DOUBLE: (c_double(1.0), c_double(0.0))}
 # alpha = 1 and beta = 0 in host memory, as addresses, per cuDNN data type.
@@ -249,3 +261,192 @@ def convolve(op: str, direction: str, h: int, dtype: int, descs: tuple[int, int,
     a, b, conv, c = descs
     call(op, f"cudnn{_DIRECTIONS[direction][1]}", h, one, a, ptrs[0], b, ptrs[1], conv, algo,
          workspace or None, workspace_bytes, zero, c, ptrs[2])
+
+
+# ---- the backend (graph) API ----------------------------------------------------------------------------
+# Values from cudnn_graph.h (cuDNN 9); tests/cuda/test_cudnn_graph.py checks them against the installed header.
+BACKEND_CONVOLUTION_DESCRIPTOR, BACKEND_ENGINE_DESCRIPTOR, BACKEND_ENGINECFG_DESCRIPTOR = 1, 2, 3
+BACKEND_ENGINEHEUR_DESCRIPTOR, BACKEND_EXECUTION_PLAN_DESCRIPTOR = 4, 5
+BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR = 10
+BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR = 11
+BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR = 12
+BACKEND_OPERATIONGRAPH_DESCRIPTOR, BACKEND_VARIANT_PACK_DESCRIPTOR, BACKEND_TENSOR_DESCRIPTOR = 15, 16, 17
+TYPE_HANDLE, TYPE_DATA_TYPE, TYPE_INT64, TYPE_FLOAT, TYPE_DOUBLE, TYPE_VOID_PTR = 0, 1, 3, 4, 5, 6
+TYPE_CONVOLUTION_MODE, TYPE_HEUR_MODE, TYPE_NUMERICAL_NOTE, TYPE_BACKEND_DESCRIPTOR = 7, 8, 11, 15
+ATTR_CONVOLUTION_COMP_TYPE, ATTR_CONVOLUTION_CONV_MODE, ATTR_CONVOLUTION_DILATIONS = 100, 101, 102
+ATTR_CONVOLUTION_FILTER_STRIDES, ATTR_CONVOLUTION_POST_PADDINGS = 103, 104
+ATTR_CONVOLUTION_PRE_PADDINGS, ATTR_CONVOLUTION_SPATIAL_DIMS = 105, 106
+ATTR_ENGINEHEUR_MODE, ATTR_ENGINEHEUR_OPERATION_GRAPH, ATTR_ENGINEHEUR_RESULTS = 200, 201, 202
+ATTR_ENGINECFG_ENGINE = 300
+ATTR_EXECUTION_PLAN_HANDLE, ATTR_EXECUTION_PLAN_ENGINE_CONFIG, ATTR_EXECUTION_PLAN_WORKSPACE_SIZE = 400, 401, 402
+# Each convolution node's attributes: ALPHA, BETA, CONV_DESC, W, X (dx), Y (dy) in this order from its base
+# (the filter-gradient node names W "DW" and Y "DY"; the data-gradient node names X "DX").
+ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA = 700
+ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA = 706
+ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA = 712
+ATTR_OPERATIONGRAPH_HANDLE, ATTR_OPERATIONGRAPH_OPS = 800, 801
+ATTR_TENSOR_BYTE_ALIGNMENT, ATTR_TENSOR_DATA_TYPE, ATTR_TENSOR_DIMENSIONS = 900, 901, 902
+ATTR_TENSOR_STRIDES, ATTR_TENSOR_UNIQUE_ID = 903, 906
+ATTR_VARIANT_PACK_UNIQUE_IDS, ATTR_VARIANT_PACK_DATA_POINTERS, ATTR_VARIANT_PACK_WORKSPACE = 1000, 1001, 1003
+ATTR_ENGINE_NUMERICAL_NOTE = 1303
+HEUR_MODE_FALLBACK, HEUR_MODE_A = 2, 3
+NUMERICAL_NOTE_TENSOR_CORE, NUMERICAL_NOTE_DOWN_CONVERT_INPUTS = 0, 1
+
+_GRAPH_NODES = {
+    "forward": (BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA),
+    "backward_data": (BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+                      ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA),
+    "backward_filter": (BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+                        ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA),
+}
+_UIDS = (c_int64 * 3)(1, 2, 3)  # x (or dx), w (or dw), y (or dy) in every variant pack
+_MAX_CONFIGS = 8
+
+
+_graph_api: list[bool] = []
+
+
+def has_graph_api() -> bool:
+    """Whether the loaded cuDNN exports the backend API (asked once)."""
+    if not _graph_api:
+        _graph_api.append(all(hasattr(lib(), name) for name in _OPTIONAL if name.startswith("cudnnBackend")))
+    return _graph_api[0]
+
+
+def _backend(op: str, kind: int) -> int:
+    d = c_void_p()
+    call(op, "cudnnBackendCreateDescriptor", kind, ctypes.byref(d))
+    return d.value
+
+
+def _set(op: str, desc: int, attr: int, attr_type: int, ctype: type, *values: object) -> None:
+    # Enums go in 8-byte slots: cuDNN reads their low 4 bytes (x86-64 is little-endian), so a wrong guess
+    # of an enum's width can never make it read past the array.
+    array = (ctype * len(values))(*values)
+    call(op, "cudnnBackendSetAttribute", desc, attr, attr_type, len(values), array)
+
+
+def _tensor(op: str, code: int, uid: int, shape: tuple[int, ...], alignment: int) -> int:
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    d = _backend(op, BACKEND_TENSOR_DESCRIPTOR)
+    _set(op, d, ATTR_TENSOR_DATA_TYPE, TYPE_DATA_TYPE, c_int64, code)
+    _set(op, d, ATTR_TENSOR_DIMENSIONS, TYPE_INT64, c_int64, *shape)
+    _set(op, d, ATTR_TENSOR_STRIDES, TYPE_INT64, c_int64, *reversed(strides))
+    _set(op, d, ATTR_TENSOR_UNIQUE_ID, TYPE_INT64, c_int64, uid)
+    _set(op, d, ATTR_TENSOR_BYTE_ALIGNMENT, TYPE_INT64, c_int64, alignment)
+    call(op, "cudnnBackendFinalize", d)
+    return d
+
+
+def _convolution_graph(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
+                       padding: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                       alignment: int) -> int:
+    """A finalized one-node operation graph for one convolution direction over packed NCHW tensors.
+
+    Groups follow from the shapes: x has C channels, w has C / groups.
+    """
+    x, w, y = (_tensor(op, code, uid, shape, alignment) for uid, shape in zip(_UIDS, shapes, strict=True))
+    conv = _backend(op, BACKEND_CONVOLUTION_DESCRIPTOR)
+    _set(op, conv, ATTR_CONVOLUTION_COMP_TYPE, TYPE_DATA_TYPE, c_int64, code)
+    _set(op, conv, ATTR_CONVOLUTION_CONV_MODE, TYPE_CONVOLUTION_MODE, c_int64, CROSS_CORRELATION)
+    _set(op, conv, ATTR_CONVOLUTION_SPATIAL_DIMS, TYPE_INT64, c_int64, 2)
+    _set(op, conv, ATTR_CONVOLUTION_DILATIONS, TYPE_INT64, c_int64, *dilation)
+    _set(op, conv, ATTR_CONVOLUTION_FILTER_STRIDES, TYPE_INT64, c_int64, *stride)
+    _set(op, conv, ATTR_CONVOLUTION_PRE_PADDINGS, TYPE_INT64, c_int64, *padding)
+    _set(op, conv, ATTR_CONVOLUTION_POST_PADDINGS, TYPE_INT64, c_int64, *padding)
+    call(op, "cudnnBackendFinalize", conv)
+    kind, alpha = _GRAPH_NODES[direction]
+    scalar, scalar_type = (c_float, TYPE_FLOAT) if code == DATA_FLOAT else (c_double, TYPE_DOUBLE)
+    node = _backend(op, kind)
+    _set(op, node, alpha, scalar_type, scalar, 1.0)
+    _set(op, node, alpha + 1, scalar_type, scalar, 0.0)
+    for offset, desc in ((2, conv), (3, w), (4, x), (5, y)):
+        _set(op, node, alpha + offset, TYPE_BACKEND_DESCRIPTOR, c_void_p, desc)
+    call(op, "cudnnBackendFinalize", node)
+    graph = _backend(op, BACKEND_OPERATIONGRAPH_DESCRIPTOR)
+    _set(op, graph, ATTR_OPERATIONGRAPH_OPS, TYPE_BACKEND_DESCRIPTOR, c_void_p, node)
+    _set(op, graph, ATTR_OPERATIONGRAPH_HANDLE, TYPE_HANDLE, c_void_p, h)
+    call(op, "cudnnBackendFinalize", graph)
+    return graph  # the descriptors it references stay alive with it, for the process
+
+
+def _engine_configs(op: str, graph: int, mode: int) -> list[int]:
+    heur = _backend(op, BACKEND_ENGINEHEUR_DESCRIPTOR)
+    _set(op, heur, ATTR_ENGINEHEUR_OPERATION_GRAPH, TYPE_BACKEND_DESCRIPTOR, c_void_p, graph)
+    _set(op, heur, ATTR_ENGINEHEUR_MODE, TYPE_HEUR_MODE, c_int64, mode)
+    call(op, "cudnnBackendFinalize", heur)
+    configs = (c_void_p * _MAX_CONFIGS)(*(_backend(op, BACKEND_ENGINECFG_DESCRIPTOR) for _ in range(_MAX_CONFIGS)))
+    count = c_int64(0)
+    call(op, "cudnnBackendGetAttribute", heur, ATTR_ENGINEHEUR_RESULTS, TYPE_BACKEND_DESCRIPTOR, _MAX_CONFIGS,
+         ctypes.byref(count), configs)
+    for unused in configs[count.value:]:
+        lib().cudnnBackendDestroyDescriptor(unused)
+    return list(configs[:count.value])
+
+
+def _numerical_notes(op: str, config: int) -> set[int]:
+    engine = _backend(op, BACKEND_ENGINE_DESCRIPTOR)
+    count, notes = c_int64(0), (c_int32 * 16)()
+    call(op, "cudnnBackendGetAttribute", config, ATTR_ENGINECFG_ENGINE, TYPE_BACKEND_DESCRIPTOR, 1,
+         ctypes.byref(count), (c_void_p * 1)(engine))
+    call(op, "cudnnBackendGetAttribute", engine, ATTR_ENGINE_NUMERICAL_NOTE, TYPE_NUMERICAL_NOTE, len(notes),
+         ctypes.byref(count), notes)
+    return set(notes[:count.value])
+
+
+def convolution_plans(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
+                      padding: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                      alignment: int, tensor_cores: bool) -> list[tuple[int, int]]:
+    """Finalized execution plans, cuDNN's heuristic order, as (plan descriptor, workspace bytes).
+
+    ``shapes`` are (x, w, y), the variant-pack uids 1, 2, 3; without ``tensor_cores`` engines that compute
+    float32 on tensor cores (TF32) are left out.
+    """
+    graph = _convolution_graph(op, direction, h, code, shapes, padding, stride, dilation, alignment)
+    plans: list[tuple[int, int]] = []
+    for mode in (HEUR_MODE_A, HEUR_MODE_FALLBACK):
+        for config in _engine_configs(op, graph, mode):
+            rejected = not tensor_cores and _numerical_notes(op, config) & {
+                NUMERICAL_NOTE_TENSOR_CORE, NUMERICAL_NOTE_DOWN_CONVERT_INPUTS}
+            plan = None if rejected else _backend(op, BACKEND_EXECUTION_PLAN_DESCRIPTOR)
+            if plan is not None:
+                _set(op, plan, ATTR_EXECUTION_PLAN_HANDLE, TYPE_HANDLE, c_void_p, h)
+                _set(op, plan, ATTR_EXECUTION_PLAN_ENGINE_CONFIG, TYPE_BACKEND_DESCRIPTOR, c_void_p, config)
+                if lib().cudnnBackendFinalize(plan) == STATUS_SUCCESS:  # an engine may refuse the problem
+                    size, count = c_int64(0), c_int64(0)
+                    call(op, "cudnnBackendGetAttribute", plan, ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, TYPE_INT64, 1,
+                         ctypes.byref(count), ctypes.byref(size))
+                    plans.append((plan, size.value))
+                    continue
+                lib().cudnnBackendDestroyDescriptor(plan)
+            lib().cudnnBackendDestroyDescriptor(config)
+        if plans:
+            break
+    return plans
+
+
+def destroy(desc: int) -> None:
+    lib().cudnnBackendDestroyDescriptor(desc)
+
+
+def execute(op: str, h: int, plan: int, ptrs: tuple[int, int, int], workspace: int) -> None:
+    """Run an execution plan on (x, w, y) pointers: the one call per convolution launch."""
+    lb = lib()
+    pack = c_void_p()
+    status = lb.cudnnBackendCreateDescriptor(BACKEND_VARIANT_PACK_DESCRIPTOR, ctypes.byref(pack))
+    if status != STATUS_SUCCESS:
+        check(status, f"{op} (cudnnBackendCreateDescriptor)")
+    try:
+        set_attr = lb.cudnnBackendSetAttribute
+        status = (set_attr(pack, ATTR_VARIANT_PACK_UNIQUE_IDS, TYPE_INT64, 3, _UIDS)
+                  or set_attr(pack, ATTR_VARIANT_PACK_DATA_POINTERS, TYPE_VOID_PTR, 3, (c_void_p * 3)(*ptrs))
+                  or set_attr(pack, ATTR_VARIANT_PACK_WORKSPACE, TYPE_VOID_PTR, 1, (c_void_p * 1)(workspace or None))
+                  or lb.cudnnBackendFinalize(pack)
+                  or lb.cudnnBackendExecute(h, plan, pack))
+        if status != STATUS_SUCCESS:
+            check(status, f"{op} (cudnnBackendExecute)")
+    finally:
+        lb.cudnnBackendDestroyDescriptor(pack)

@@ -139,7 +139,8 @@ def allocator(device: int) -> DeviceAllocator:
 
 
 def allocate(nbytes: int, device: int) -> Block:
-    return allocator(device).allocate(nbytes)
+    alloc = _allocators.get(device)
+    return (alloc if alloc is not None else allocator(device)).allocate(nbytes)
 
 
 def memory_stats(device: int = 0) -> dict[str, int]:

@@ -1,8 +1,11 @@
 """cuDNN 2-D convolution kernels on CudaArray (NCHW): forward, gradient of the input, gradient of the weight.
 
-Each (direction, shapes, dtype, params, math) gets a plan once: descriptors and an algorithm picked by
-cudnnFind*AlgorithmEx (or cuDNN's heuristics when KEYDNN_CUDNN_FIND=0), cached for the process.
-Workspace comes from the caching allocator. float32 uses FMA math unless blas.set_tf32(True).
+Each (direction, shapes, dtype, params, math, alignment) gets a plan once, cached for the process: an
+execution plan of cuDNN's graph API, the fastest on repeats of those its heuristics rank first, or, where
+the graph API refuses the problem (or KEYDNN_CUDNN_GRAPH=0), legacy descriptors and an algorithm picked by
+cudnnFind*AlgorithmEx (cuDNN's heuristics when KEYDNN_CUDNN_FIND=0). ``graph_fallbacks`` records why a
+configuration fell back. Workspace comes from the caching allocator. float32 uses no TF32 unless
+blas.set_tf32(True).
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+from keydnn.domain.errors import DeviceMismatchError, DTypeError, NativeLibraryError, ShapeError
 
 from ..numpy.conv import check_grad_shape, conv2d_output_hw
-from . import _cudart, _cudnn, allocator, blas, storage
+from . import _cudart, _cudnn, allocator, blas, elementwise, storage
 from .allocator import Block
 from .storage import CudaArray
 
@@ -30,9 +33,20 @@ class _Plan:
     workspace_bytes: int
 
 
+@dataclass(frozen=True)
+class _GraphPlan:
+    plan: int  # a finalized cudnnBackend execution plan; it runs on (x, w, y) pointers
+    workspace_bytes: int
+
+
 # Find*Ex times each algorithm once, cold; those within this factor of its best are re-timed over repeats.
 _RETIME_WITHIN, _RETIME_REPEATS = 1.3, 3
-_plans: dict[tuple, _Plan] = {}
+_GRAPH_CANDIDATES = 4  # graph-API plans timed per configuration, in cuDNN's heuristic order
+_plans: dict[tuple, _Plan | _GraphPlan] = {}
+graph_fallbacks: dict[tuple, str] = {}  # configuration -> why the graph API did not take it
+# The legacy calls' operand order, as indices into (x, w, y): forward (x, w, y), data (w, dy, dx),
+# filter (x, dy, dw).
+_LEGACY_ORDER = {"forward": (0, 1, 2), "backward_data": (1, 2, 0), "backward_filter": (0, 2, 1)}
 _bias_descs: dict[tuple[int, int], int] = {}  # (dtype, channels) -> (1, C, 1, 1) descriptor
 
 
@@ -50,6 +64,24 @@ def _workspace(nbytes: int, device: int) -> Block:
     # Raw bytes from the caching allocator; the Block goes back to the cache when dropped after the call
     # (safe: all work is on the default stream).
     return allocator.allocate(nbytes, device)
+
+
+def _graph_enabled() -> bool:
+    return os.environ.get("KEYDNN_CUDNN_GRAPH", "1") != "0" and _cudnn.has_graph_api()
+
+
+def _alignment(ptrs: tuple[int, int, int]) -> int:
+    """The largest power of two up to 16 dividing every pointer: a plan is valid for this alignment or more."""
+    align = 16
+    for p in ptrs:
+        while p % align:
+            align //= 2
+    return align
+
+
+def _tensor_cores(dtype: np.dtype) -> bool:
+    """Whether graph-API engines may use tensor cores: always for float64 (exact), for float32 only with TF32."""
+    return dtype != np.float32 or blas.tf32_enabled()
 
 
 def _math_type(dtype: np.dtype) -> int:
@@ -103,14 +135,49 @@ def _choose(op: str, direction: str, h: int, code: int, descs: tuple[int, int, i
     return best, sizes[best]
 
 
+def _choose_graph(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
+                  params: tuple[Pair, Pair, Pair, int], ptrs: tuple[int, int, int], device: int,
+                  tensor_cores: bool) -> _GraphPlan:
+    """The fastest on repeats of the graph API's first few plans within the workspace limit."""
+    stride, padding, dilation, _ = params
+    plans = _cudnn.convolution_plans(op, direction, h, code, shapes, padding, stride, dilation,
+                                     _alignment(ptrs), tensor_cores)
+    limit = _workspace_limit()
+    fits = [p for p in plans if p[1] <= limit][:_GRAPH_CANDIDATES]
+    for cand in plans:
+        if cand not in fits:
+            _cudnn.destroy(cand[0])
+    if not fits:
+        raise ShapeError(op, f"cuDNN's graph API offers no plan within {limit} bytes of workspace")
+    ws = _workspace(max(size for _, size in fits), device)
+    best = fits[0] if len(fits) == 1 else _fastest(fits, lambda p: _cudnn.execute(op, h, p[0], ptrs, ws.ptr))
+    for plan in fits:
+        if plan is not best:
+            _cudnn.destroy(plan[0])
+    return _GraphPlan(*best)
+
+
 def _plan(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tuple, dtype: np.dtype,
-          params: tuple[Pair, Pair, Pair, int], device: int, ptrs: tuple[int, int, int]) -> tuple[int, _Plan]:
-    """(handle, plan) for one direction, made current on ``device``; ptrs (a, b, c) serve the search."""
+          params: tuple[Pair, Pair, Pair, int], device: int,
+          ptrs: tuple[int, int, int]) -> tuple[int, _Plan | _GraphPlan]:
+    """(handle, plan) for one direction, made current on ``device``; ptrs (x, w, y) serve the search."""
     stride, padding, dilation, groups = params
     code, math_type = _DTYPES[dtype], _math_type(dtype)
     _cudart.set_device(device)
     h = _cudnn.handle(device)
     key = (direction, device, code, x_shape, w_shape, y_shape, params, math_type)
+    if _graph_enabled():
+        graph_key = key + (_alignment(ptrs),)
+        plan = _plans.get(graph_key)
+        if plan is not None:
+            return h, plan
+        if graph_key not in graph_fallbacks:
+            try:
+                plan = _plans[graph_key] = _choose_graph(op, direction, h, code, (x_shape, w_shape, y_shape),
+                                                         params, ptrs, device, _tensor_cores(dtype))
+                return h, plan
+            except (NativeLibraryError, ShapeError) as exc:
+                graph_fallbacks[graph_key] = str(exc)
     plan = _plans.get(key)
     if plan is None:
         xd = _cudnn.tensor_4d(op, code, x_shape)
@@ -119,18 +186,28 @@ def _plan(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tupl
         cd = _cudnn.convolution_2d(op, code, padding, stride, dilation, groups, math_type)
         descs = {"forward": (xd, wd, cd, yd), "backward_data": (wd, yd, cd, xd),
                  "backward_filter": (xd, yd, cd, wd)}[direction]
-        algo, nbytes = _choose(op, direction, h, code, descs, ptrs, device)
+        legacy_ptrs = tuple(ptrs[i] for i in _LEGACY_ORDER[direction])
+        algo, nbytes = _choose(op, direction, h, code, descs, legacy_ptrs, device)
         plan = _plans[key] = _Plan(descs, algo, nbytes)
     return h, plan
 
 
+def _launch(op: str, direction: str, h: int, code: int, plan: _Plan | _GraphPlan, ptrs: tuple[int, int, int],
+            device: int) -> None:
+    """Run a plan on (x, w, y) pointers, the one of them the direction computes being written."""
+    ws = _workspace(plan.workspace_bytes, device)
+    if type(plan) is _GraphPlan:
+        _cudnn.execute(op, h, plan.plan, ptrs, ws.ptr)
+    else:
+        legacy_ptrs = tuple(ptrs[i] for i in _LEGACY_ORDER[direction])
+        _cudnn.convolve(op, direction, h, code, plan.descs, legacy_ptrs, plan.algo, ws.ptr, plan.workspace_bytes)
+
+
 def _run(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tuple, dtype: np.dtype,
          params: tuple[Pair, Pair, Pair, int], device: int, ptrs: tuple[int, int, int]) -> None:
-    """Run one direction; ptrs are (a, b, c) in cuDNN's order, c being written."""
+    """Plan (once) and run one direction on (x, w, y) pointers."""
     h, plan = _plan(op, direction, x_shape, w_shape, y_shape, dtype, params, device, ptrs)
-    ws = _workspace(plan.workspace_bytes, device)
-    _cudnn.convolve(op, direction, h, _DTYPES[dtype], plan.descs, ptrs, plan.algo, ws.ptr,
-                    plan.workspace_bytes)
+    _launch(op, direction, h, _DTYPES[dtype], plan, ptrs, device)
 
 
 def _bias_descriptor(op: str, code: int, channels: int) -> int:
@@ -165,12 +242,16 @@ def conv2d_forward(x: CudaArray, w: CudaArray, b: CudaArray | None, stride: Pair
     params = _params(stride, padding, dilation, groups)
     ptrs = (x.ptr, w.ptr, y.ptr)
     h, plan = _plan(op, "forward", x.shape, w.shape, y.shape, x.dtype, params, x.device, ptrs)
-    ws = _workspace(plan.workspace_bytes, x.device)
     code = _DTYPES[x.dtype]
-    if b is None:
-        _cudnn.convolve(op, "forward", h, code, plan.descs, ptrs, plan.algo, ws.ptr, plan.workspace_bytes)
+    if b is not None:
+        b = storage.contiguous(b)
+    if b is None or type(plan) is _GraphPlan:
+        _launch(op, "forward", h, code, plan, ptrs, x.device)
+        if b is not None:  # one broadcast add over y, in place
+            k = b.shape[0]
+            elementwise.add(y, b.view((1, k, 1, 1), (k, 1, 1, 1), b.offset), out=y)
         return y
-    b = storage.contiguous(b)
+    ws = _workspace(plan.workspace_bytes, x.device)
     one, zero = _cudnn.ONE_ZERO[code]
     xd, wd, cd, yd = plan.descs
     bd = _bias_descriptor(op, code, y.shape[1])
@@ -199,7 +280,7 @@ def conv2d_backward_input(gy: CudaArray, w: CudaArray, x_shape: tuple[int, ...],
     gy, w = storage.contiguous(gy), storage.contiguous(w)
     params = _params(stride, padding, dilation, groups)
     _run(op, "backward_data", x_shape, w.shape, gy.shape, gy.dtype, params, gy.device,
-         (w.ptr, gy.ptr, gx.ptr))
+         (gx.ptr, w.ptr, gy.ptr))
     return gx
 
 
@@ -222,5 +303,5 @@ def conv2d_backward_weight(gy: CudaArray, x: CudaArray, w_shape: tuple[int, ...]
     gy, x = storage.contiguous(gy), storage.contiguous(x)
     params = _params(stride, padding, dilation, groups)
     _run(op, "backward_filter", x.shape, w_shape, gy.shape, x.dtype, params, x.device,
-         (x.ptr, gy.ptr, gw.ptr))
+         (x.ptr, gw.ptr, gy.ptr))
     return gw

@@ -200,7 +200,10 @@ def _binary(name: str, code: int):
             # The common case: same dtype, same device, arithmetic.
             if a.device != _cudart.current_device:
                 _cudart.set_device(a.device)
-            shape, it = _broadcast_plan(name, a, b, out)
+            if out is None and a.shape == b.shape and a.is_contiguous and b.is_contiguous:
+                shape, it = a.shape, None  # the vectorised path needs no iteration space
+            else:
+                shape, it = _broadcast_plan(name, a, b, out)
             if out is None:
                 res = new(shape, a.dtype, a.device)
             elif (

@@ -67,6 +67,7 @@ class CudaArray:
         "size",
         "itemsize",
         "is_contiguous",
+        "ptr",
         "__weakref__",
     )
 
@@ -84,6 +85,7 @@ class CudaArray:
         self.dtype = dtype
         self.itemsize = dtype.itemsize
         self.offset = offset
+        self.ptr = buffer.ptr + offset * self.itemsize  # device address of the first element (fixed per view)
         size = 1
         for n in shape:
             size *= n
@@ -94,11 +96,6 @@ class CudaArray:
         else:
             self.strides = strides
             self.is_contiguous = _is_c_contiguous(shape, strides)
-
-    @property
-    def ptr(self) -> int:
-        """Device address of the view's first element."""
-        return self.buffer.ptr + self.offset * self.itemsize
 
     @property
     def ndim(self) -> int:
@@ -136,11 +133,22 @@ def empty(shape: tuple[int, ...], dtype: object, device: int) -> CudaArray:
 
 
 def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
-    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype."""
+    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype.
+
+    The hot path of every kernel: it fills the slots directly rather than through ``__init__``.
+    """
     size = 1
     for n in shape:
         size *= n
-    return CudaArray(allocator.allocate(size * dtype.itemsize, device), shape, dtype)
+    itemsize = dtype.itemsize
+    buffer = allocator.allocate(size * itemsize, device)
+    a = _new_array(CudaArray)
+    a.buffer, a.device, a.shape, a.dtype, a.itemsize, a.offset = buffer, device, shape, dtype, itemsize, 0
+    a.ptr, a.size, a.strides, a.is_contiguous = buffer.ptr, size, c_strides(shape), True
+    return a
+
+
+_new_array = object.__new__
 
 
 def contiguous(a: CudaArray) -> CudaArray:
