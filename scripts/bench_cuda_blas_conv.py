@@ -173,9 +173,9 @@ def main() -> None:
                      f"{host_ours:.0f} | {host_theirs:.0f} |")
         print(lines[-1], flush=True)
     blas.set_tf32(False)
-    lines += ["", "cuDNN algorithms KeyDNN picked (cudnnFind*AlgorithmEx, re-timed): " + ", ".join(
-        f"{key[0]} {'fma' if key[-1] == _cudnn.FMA_MATH else 'default'} math -> algo {plan.algo} "
-        f"({plan.workspace_bytes / 2**20:.0f} MiB workspace)" for key, plan in conv._plans.items())]
+    lines += ["", "cuDNN plans KeyDNN picked (graph-API engines and the legacy Find pick, timed over repeats): "
+              + ", ".join(f"{key[0]} {'fma' if key[7] == _cudnn.FMA_MATH else 'default'} math -> "
+                          f"{conv.describe(plan)}" for key, plan in conv._plans.items())]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if args.out:

@@ -100,10 +100,10 @@ def make(case, dtype, rng):
     return x, wt, b, (stride, padding, dilation, groups)
 
 
-@pytest.fixture(params=["graph", "legacy"])
+@pytest.fixture(params=["graph", "legacy", "auto"])
 def api(request, monkeypatch):
-    """Run a test once through cuDNN's graph API and once through its legacy calls (fresh plan caches)."""
-    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "1" if request.param == "graph" else "0")
+    """Run a test through cuDNN's graph API, its legacy calls and the race of both (fresh plan caches)."""
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", {"graph": "1", "legacy": "0", "auto": "auto"}[request.param])
     monkeypatch.setattr(conv, "_plans", {})
     monkeypatch.setattr(conv, "graph_fallbacks", {})
     return request.param
@@ -144,6 +144,22 @@ def test_graph_api_takes_common_convolutions(case, dtype, rng, monkeypatch):
     conv.conv2d_backward_weight(gy, to_device(x), w.shape, *params)
     assert not conv.graph_fallbacks, conv.graph_fallbacks
     assert len(conv._plans) == 3 and all(type(p) is conv._GraphPlan for p in conv._plans.values())
+
+
+def test_unknown_graph_mode_is_refused(monkeypatch):
+    monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", "sometimes")
+    with pytest.raises(ValueError, match="KEYDNN_CUDNN_GRAPH"):
+        conv._graph_mode()
+
+
+def test_describe_names_the_api(rng, monkeypatch):
+    monkeypatch.setattr(conv, "_plans", {})
+    x, w, _, params = make(CASES[1], np.float32, rng)
+    for mode, word in (("1", "graph engine"), ("0", "legacy algo")):
+        monkeypatch.setenv("KEYDNN_CUDNN_GRAPH", mode)
+        conv.conv2d_forward(to_device(x), to_device(w), None, *params)
+        plan = next(p for k, p in conv._plans.items() if k[8] == mode)
+        assert conv.describe(plan).startswith(word) and "MiB workspace" in conv.describe(plan)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -288,8 +288,8 @@ ATTR_OPERATIONGRAPH_HANDLE, ATTR_OPERATIONGRAPH_OPS = 800, 801
 ATTR_TENSOR_BYTE_ALIGNMENT, ATTR_TENSOR_DATA_TYPE, ATTR_TENSOR_DIMENSIONS = 900, 901, 902
 ATTR_TENSOR_STRIDES, ATTR_TENSOR_UNIQUE_ID = 903, 906
 ATTR_VARIANT_PACK_UNIQUE_IDS, ATTR_VARIANT_PACK_DATA_POINTERS, ATTR_VARIANT_PACK_WORKSPACE = 1000, 1001, 1003
-ATTR_ENGINE_NUMERICAL_NOTE = 1303
-HEUR_MODE_FALLBACK, HEUR_MODE_A = 2, 3
+ATTR_ENGINE_GLOBAL_INDEX, ATTR_ENGINE_NUMERICAL_NOTE = 1301, 1303
+HEUR_MODE_B, HEUR_MODE_FALLBACK, HEUR_MODE_A = 1, 2, 3
 NUMERICAL_NOTE_TENSOR_CORE, NUMERICAL_NOTE_DOWN_CONVERT_INPUTS = 0, 1
 
 _GRAPH_NODES = {
@@ -300,7 +300,8 @@ _GRAPH_NODES = {
                         ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA),
 }
 _UIDS = (c_int64 * 3)(1, 2, 3)  # x (or dx), w (or dw), y (or dy) in every variant pack
-_MAX_CONFIGS = 8
+_MAX_CONFIGS = 8  # asked of each heuristic mode
+_MAX_PLANS = 12  # distinct engines returned, over all modes
 
 
 _graph_api: list[bool] = []
@@ -387,44 +388,57 @@ def _engine_configs(op: str, graph: int, mode: int) -> list[int]:
     return list(configs[:count.value])
 
 
-def _numerical_notes(op: str, config: int) -> set[int]:
+def _engine_of(op: str, config: int) -> tuple[int, set[int]]:
+    """(global engine index, numerical notes) of an engine config."""
     engine = _backend(op, BACKEND_ENGINE_DESCRIPTOR)
-    count, notes = c_int64(0), (c_int32 * 16)()
-    call(op, "cudnnBackendGetAttribute", config, ATTR_ENGINECFG_ENGINE, TYPE_BACKEND_DESCRIPTOR, 1,
-         ctypes.byref(count), (c_void_p * 1)(engine))
-    call(op, "cudnnBackendGetAttribute", engine, ATTR_ENGINE_NUMERICAL_NOTE, TYPE_NUMERICAL_NOTE, len(notes),
-         ctypes.byref(count), notes)
-    return set(notes[:count.value])
+    try:
+        count, index, notes = c_int64(0), c_int64(0), (c_int32 * 16)()
+        call(op, "cudnnBackendGetAttribute", config, ATTR_ENGINECFG_ENGINE, TYPE_BACKEND_DESCRIPTOR, 1,
+             ctypes.byref(count), (c_void_p * 1)(engine))
+        call(op, "cudnnBackendGetAttribute", engine, ATTR_ENGINE_GLOBAL_INDEX, TYPE_INT64, 1,
+             ctypes.byref(count), ctypes.byref(index))
+        call(op, "cudnnBackendGetAttribute", engine, ATTR_ENGINE_NUMERICAL_NOTE, TYPE_NUMERICAL_NOTE,
+             len(notes), ctypes.byref(count), notes)
+        return index.value, set(notes[:count.value])
+    finally:
+        lib().cudnnBackendDestroyDescriptor(engine)
 
 
 def convolution_plans(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
                       padding: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-                      alignment: int, tensor_cores: bool) -> list[tuple[int, int]]:
-    """Finalized execution plans, cuDNN's heuristic order, as (plan descriptor, workspace bytes).
+                      alignment: int, tensor_cores: bool) -> list[tuple[int, int, int]]:
+    """Finalized execution plans as (plan descriptor, workspace bytes, engine index), one per engine.
 
+    Engines come from the instant (A), the slower but better-informed (B) and the fallback heuristics, in
+    that order, so the engine a plain heuristic would miss is still among those the caller times.
     ``shapes`` are (x, w, y), the variant-pack uids 1, 2, 3; without ``tensor_cores`` engines that compute
     float32 on tensor cores (TF32) are left out.
     """
     graph = _convolution_graph(op, direction, h, code, shapes, padding, stride, dilation, alignment)
-    plans: list[tuple[int, int]] = []
-    for mode in (HEUR_MODE_A, HEUR_MODE_FALLBACK):
-        for config in _engine_configs(op, graph, mode):
-            rejected = not tensor_cores and _numerical_notes(op, config) & {
-                NUMERICAL_NOTE_TENSOR_CORE, NUMERICAL_NOTE_DOWN_CONVERT_INPUTS}
-            plan = None if rejected else _backend(op, BACKEND_EXECUTION_PLAN_DESCRIPTOR)
-            if plan is not None:
+    plans: list[tuple[int, int, int]] = []
+    seen: set[int] = set()
+    for mode in (HEUR_MODE_A, HEUR_MODE_B, HEUR_MODE_FALLBACK):
+        try:
+            configs = _engine_configs(op, graph, mode)
+        except NativeLibraryError:  # a heuristic mode may not support the problem; the others still may
+            continue
+        for config in configs:
+            index, notes = _engine_of(op, config)
+            usable = index not in seen and len(plans) < _MAX_PLANS and (
+                tensor_cores or not notes & {NUMERICAL_NOTE_TENSOR_CORE, NUMERICAL_NOTE_DOWN_CONVERT_INPUTS})
+            if usable:
+                seen.add(index)
+                plan = _backend(op, BACKEND_EXECUTION_PLAN_DESCRIPTOR)
                 _set(op, plan, ATTR_EXECUTION_PLAN_HANDLE, TYPE_HANDLE, c_void_p, h)
                 _set(op, plan, ATTR_EXECUTION_PLAN_ENGINE_CONFIG, TYPE_BACKEND_DESCRIPTOR, c_void_p, config)
                 if lib().cudnnBackendFinalize(plan) == STATUS_SUCCESS:  # an engine may refuse the problem
                     size, count = c_int64(0), c_int64(0)
                     call(op, "cudnnBackendGetAttribute", plan, ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, TYPE_INT64, 1,
                          ctypes.byref(count), ctypes.byref(size))
-                    plans.append((plan, size.value))
+                    plans.append((plan, size.value, index))
                     continue
                 lib().cudnnBackendDestroyDescriptor(plan)
             lib().cudnnBackendDestroyDescriptor(config)
-        if plans:
-            break
     return plans
 
 

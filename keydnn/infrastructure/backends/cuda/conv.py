@@ -1,11 +1,12 @@
 """cuDNN 2-D convolution kernels on CudaArray (NCHW): forward, gradient of the input, gradient of the weight.
 
-Each (direction, shapes, dtype, params, math, alignment) gets a plan once, cached for the process: an
-execution plan of cuDNN's graph API, the fastest on repeats of those its heuristics rank first, or, where
-the graph API refuses the problem (or KEYDNN_CUDNN_GRAPH=0), legacy descriptors and an algorithm picked by
-cudnnFind*AlgorithmEx (cuDNN's heuristics when KEYDNN_CUDNN_FIND=0). ``graph_fallbacks`` records why a
-configuration fell back. Workspace comes from the caching allocator. float32 uses no TF32 unless
-blas.set_tf32(True).
+Each (direction, shapes, dtype, params, math, alignment) gets a plan once, cached for the process. By default
+(KEYDNN_CUDNN_GRAPH=auto) the candidates are the execution plans cuDNN's graph API offers (a few us of host
+time per call) and the legacy algorithm cudnnFind*AlgorithmEx picks (~80 us of host time per call in cuDNN 9,
+but its kernel set differs); each is timed over repeats, host time included, and the fastest kept.
+KEYDNN_CUDNN_GRAPH=1 takes graph plans only (legacy where the graph API refuses the problem, recorded in
+``graph_fallbacks``), =0 legacy only (cuDNN's heuristics instead of Find when KEYDNN_CUDNN_FIND=0).
+Workspace comes from the caching allocator. float32 uses no TF32 unless blas.set_tf32(True).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ class _Plan:
 class _GraphPlan:
     plan: int  # a finalized cudnnBackend execution plan; it runs on (x, w, y) pointers
     workspace_bytes: int
+    engine: int  # cuDNN's global engine index, for reports
 
 
 # Find*Ex times each algorithm once, cold; those within this factor of its best are re-timed over repeats.
 _RETIME_WITHIN, _RETIME_REPEATS = 1.3, 3
-_GRAPH_CANDIDATES = 4  # graph-API plans timed per configuration, in cuDNN's heuristic order
+_GRAPH_MODES = ("auto", "1", "0")
 _plans: dict[tuple, _Plan | _GraphPlan] = {}
 graph_fallbacks: dict[tuple, str] = {}  # configuration -> why the graph API did not take it
 # The legacy calls' operand order, as indices into (x, w, y): forward (x, w, y), data (w, dy, dx),
@@ -66,8 +68,18 @@ def _workspace(nbytes: int, device: int) -> Block:
     return allocator.allocate(nbytes, device)
 
 
-def _graph_enabled() -> bool:
-    return os.environ.get("KEYDNN_CUDNN_GRAPH", "1") != "0" and _cudnn.has_graph_api()
+def _graph_mode() -> str:
+    """KEYDNN_CUDNN_GRAPH: "auto" (race graph plans and the legacy pick), "1" (graph plans), "0" (legacy)."""
+    mode = os.environ.get("KEYDNN_CUDNN_GRAPH", "auto")
+    if mode not in _GRAPH_MODES:
+        raise ValueError(f"KEYDNN_CUDNN_GRAPH must be one of {_GRAPH_MODES}, got {mode!r}")
+    return mode if mode == "0" or _cudnn.has_graph_api() else "0"
+
+
+def describe(plan: _Plan | _GraphPlan) -> str:
+    """One line for reports: which API and kernel a plan runs, and its workspace."""
+    what = f"graph engine {plan.engine}" if type(plan) is _GraphPlan else f"legacy algo {plan.algo}"
+    return f"{what} ({plan.workspace_bytes / 2**20:.0f} MiB workspace)"
 
 
 def _alignment(ptrs: tuple[int, int, int]) -> int:
@@ -135,60 +147,83 @@ def _choose(op: str, direction: str, h: int, code: int, descs: tuple[int, int, i
     return best, sizes[best]
 
 
-def _choose_graph(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
-                  params: tuple[Pair, Pair, Pair, int], ptrs: tuple[int, int, int], device: int,
-                  tensor_cores: bool) -> _GraphPlan:
-    """The fastest on repeats of the graph API's first few plans within the workspace limit."""
+def _graph_plans(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
+                 params: tuple[Pair, Pair, Pair, int], ptrs: tuple[int, int, int],
+                 tensor_cores: bool) -> list[_GraphPlan]:
+    """The graph API's plans for one configuration that fit the workspace limit."""
     stride, padding, dilation, _ = params
-    plans = _cudnn.convolution_plans(op, direction, h, code, shapes, padding, stride, dilation,
-                                     _alignment(ptrs), tensor_cores)
-    limit = _workspace_limit()
-    fits = [p for p in plans if p[1] <= limit][:_GRAPH_CANDIDATES]
-    for cand in plans:
-        if cand not in fits:
-            _cudnn.destroy(cand[0])
-    if not fits:
-        raise ShapeError(op, f"cuDNN's graph API offers no plan within {limit} bytes of workspace")
-    ws = _workspace(max(size for _, size in fits), device)
-    best = fits[0] if len(fits) == 1 else _fastest(fits, lambda p: _cudnn.execute(op, h, p[0], ptrs, ws.ptr))
-    for plan in fits:
+    limit, plans = _workspace_limit(), []
+    for plan, nbytes, engine in _cudnn.convolution_plans(op, direction, h, code, shapes, padding, stride,
+                                                         dilation, _alignment(ptrs), tensor_cores):
+        if nbytes <= limit:
+            plans.append(_GraphPlan(plan, nbytes, engine))
+        else:
+            _cudnn.destroy(plan)
+    return plans
+
+
+def _legacy_plan(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
+                 params: tuple[Pair, Pair, Pair, int], math_type: int, ptrs: tuple[int, int, int],
+                 device: int) -> _Plan:
+    """Legacy descriptors and the algorithm _choose measures fastest."""
+    stride, padding, dilation, groups = params
+    x_shape, w_shape, y_shape = shapes
+    xd = _cudnn.tensor_4d(op, code, x_shape)
+    wd = _cudnn.filter_4d(op, code, w_shape)
+    yd = _cudnn.tensor_4d(op, code, y_shape)
+    cd = _cudnn.convolution_2d(op, code, padding, stride, dilation, groups, math_type)
+    descs = {"forward": (xd, wd, cd, yd), "backward_data": (wd, yd, cd, xd),
+             "backward_filter": (xd, yd, cd, wd)}[direction]
+    legacy_ptrs = tuple(ptrs[i] for i in _LEGACY_ORDER[direction])
+    algo, nbytes = _choose(op, direction, h, code, descs, legacy_ptrs, device)
+    return _Plan(descs, algo, nbytes)
+
+
+def _make_plan(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple], dtype: np.dtype,
+               params: tuple[Pair, Pair, Pair, int], math_type: int, ptrs: tuple[int, int, int], device: int,
+               mode: str, key: tuple) -> _Plan | _GraphPlan:
+    """The plan the mode asks for: the fastest over repeats among the candidates it admits."""
+    legacy = None
+    if mode != "1":
+        try:
+            legacy = _legacy_plan(op, direction, h, code, shapes, params, math_type, ptrs, device)
+        except (NativeLibraryError, ShapeError):
+            if mode == "0":
+                raise
+    if mode == "0":
+        return legacy
+    try:
+        candidates = _graph_plans(op, direction, h, code, shapes, params, ptrs, _tensor_cores(dtype))
+        why = f"no graph-API plan within {_workspace_limit()} bytes of workspace"
+    except (NativeLibraryError, ShapeError) as exc:
+        candidates, why = [], str(exc)
+    if not candidates:
+        graph_fallbacks[key] = why
+        if legacy is None:
+            legacy = _legacy_plan(op, direction, h, code, shapes, params, math_type, ptrs, device)
+        return legacy
+    pool = candidates + ([legacy] if legacy is not None else [])
+    best = pool[0] if len(pool) == 1 else _fastest(pool, lambda p: _launch(op, direction, h, code, p, ptrs, device))
+    for plan in candidates:
         if plan is not best:
-            _cudnn.destroy(plan[0])
-    return _GraphPlan(*best)
+            _cudnn.destroy(plan.plan)
+    return best
 
 
 def _plan(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tuple, dtype: np.dtype,
           params: tuple[Pair, Pair, Pair, int], device: int,
           ptrs: tuple[int, int, int]) -> tuple[int, _Plan | _GraphPlan]:
     """(handle, plan) for one direction, made current on ``device``; ptrs (x, w, y) serve the search."""
-    stride, padding, dilation, groups = params
-    code, math_type = _DTYPES[dtype], _math_type(dtype)
+    code, math_type, mode = _DTYPES[dtype], _math_type(dtype), _graph_mode()
     _cudart.set_device(device)
     h = _cudnn.handle(device)
-    key = (direction, device, code, x_shape, w_shape, y_shape, params, math_type)
-    if _graph_enabled():
-        graph_key = key + (_alignment(ptrs),)
-        plan = _plans.get(graph_key)
-        if plan is not None:
-            return h, plan
-        if graph_key not in graph_fallbacks:
-            try:
-                plan = _plans[graph_key] = _choose_graph(op, direction, h, code, (x_shape, w_shape, y_shape),
-                                                         params, ptrs, device, _tensor_cores(dtype))
-                return h, plan
-            except (NativeLibraryError, ShapeError) as exc:
-                graph_fallbacks[graph_key] = str(exc)
+    # A graph plan holds for pointers aligned as the ones it was made on (legacy plans ignore alignment).
+    key = (direction, device, code, x_shape, w_shape, y_shape, params, math_type, mode,
+           0 if mode == "0" else _alignment(ptrs))
     plan = _plans.get(key)
     if plan is None:
-        xd = _cudnn.tensor_4d(op, code, x_shape)
-        wd = _cudnn.filter_4d(op, code, w_shape)
-        yd = _cudnn.tensor_4d(op, code, y_shape)
-        cd = _cudnn.convolution_2d(op, code, padding, stride, dilation, groups, math_type)
-        descs = {"forward": (xd, wd, cd, yd), "backward_data": (wd, yd, cd, xd),
-                 "backward_filter": (xd, yd, cd, wd)}[direction]
-        legacy_ptrs = tuple(ptrs[i] for i in _LEGACY_ORDER[direction])
-        algo, nbytes = _choose(op, direction, h, code, descs, legacy_ptrs, device)
-        plan = _plans[key] = _Plan(descs, algo, nbytes)
+        plan = _plans[key] = _make_plan(op, direction, h, code, (x_shape, w_shape, y_shape), dtype, params,
+                                        math_type, ptrs, device, mode, key)
     return h, plan
 
 
