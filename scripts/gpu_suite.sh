@@ -20,7 +20,7 @@ for step in "$@"; do
       [ "${PIPESTATUS[0]}" = 0 ] || status=1 ;;
     bench)
       python3 scripts/bench_cuda.py --out "$out/bench_cuda.md" || status=1
-      python3 scripts/bench_cuda_blas_conv.py > "$out/bench_blas_conv.md" 2>&1 || status=1
+      python3 scripts/bench_cuda_blas_conv.py --out "$out/bench_blas_conv.md" > "$out/bench_blas_conv.log" 2>&1 || status=1
       tail -12 "$out/bench_blas_conv.md" ;;
     sanitize)
       compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
