@@ -45,6 +45,9 @@ class Block:
 class DeviceAllocator:
     """The cache and statistics of one device."""
 
+    __slots__ = ("device", "free_blocks", "allocated_bytes", "reserved_bytes", "peak_allocated_bytes",
+                 "num_cuda_malloc", "num_cuda_free", "num_alloc", "cache_hits")
+
     def __init__(self, device: int) -> None:
         self.device = device
         self.free_blocks: dict[int, list[int]] = {}
@@ -67,9 +70,9 @@ class DeviceAllocator:
         else:
             ptr = self._cuda_malloc(size)
         self.num_alloc += 1
-        self.allocated_bytes += size
-        if self.allocated_bytes > self.peak_allocated_bytes:
-            self.peak_allocated_bytes = self.allocated_bytes
+        allocated = self.allocated_bytes = self.allocated_bytes + size
+        if allocated > self.peak_allocated_bytes:
+            self.peak_allocated_bytes = allocated
         return Block(ptr, size, self.device, self)
 
     def release(self, ptr: int, size: int) -> None:
