@@ -1,8 +1,8 @@
 """ctypes bindings to cuDNN 9: the one module that loads libcudnn and declares its functions.
 
-The legacy API serves batch norm and the convolution fallback; convolutions run through the backend (graph)
-API, whose finalized execution plans cost a few microseconds per call where the legacy entry points, which
-cuDNN 9 rebuilds a plan for on every call, cost ~80 us of CPU. Besides the table it holds the helpers that
+The legacy API serves batch norm and half of the convolution candidates; the other half are execution plans of
+the backend (graph) API, finalized once, whose calls cost about half the host time of a legacy call (cuDNN 9
+builds a plan inside every legacy call). Besides the table it holds the helpers that
 need ctypes objects (descriptors, attribute arrays, algorithm perf arrays); the kernels in conv.py and
 batchnorm.py pass plain ints. Loading happens at first use.
 """

@@ -1,9 +1,9 @@
 """cuDNN 2-D convolution kernels on CudaArray (NCHW): forward, gradient of the input, gradient of the weight.
 
 Each (direction, shapes, dtype, params, math, alignment) gets a plan once, cached for the process. By default
-(KEYDNN_CUDNN_GRAPH=auto) the candidates are the execution plans cuDNN's graph API offers (a few us of host
-time per call) and the legacy algorithm cudnnFind*AlgorithmEx picks (~80 us of host time per call in cuDNN 9,
-but its kernel set differs); each is timed over repeats, host time included, and the fastest kept.
+(KEYDNN_CUDNN_GRAPH=auto) the candidates are the execution plans cuDNN's graph API offers and the legacy
+algorithm cudnnFind*AlgorithmEx picks (a legacy call costs cuDNN 9 about twice the host time of a graph-API
+one, but its kernel set differs); each is timed over repeats, host time included, and the fastest kept.
 KEYDNN_CUDNN_GRAPH=1 takes graph plans only (legacy where the graph API refuses the problem, recorded in
 ``graph_fallbacks``), =0 legacy only (cuDNN's heuristics instead of Find when KEYDNN_CUDNN_FIND=0).
 Workspace comes from the caching allocator. float32 uses no TF32 unless blas.set_tf32(True).
