@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from keydnn.bench import measure
-from keydnn.bench.harness import stamp_line
+from keydnn.bench.harness import publish, stamp_line
 from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, torch_lenet_step, torch_mlp_step
 
 
@@ -68,11 +68,7 @@ def main() -> None:
     lines.append("")
     lines.append("Times are medians of repeated batches after warm-up, synchronised before each clock read; "
                  "for GB/s the ratio column is PyTorch's time over KeyDNN's (>1 means PyTorch is slower).")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keydnn.bench.harness import publish
 from keydnn.infrastructure.backends.cuda import _cublas, _cudart, _cudnn, blas, conv, storage
 
 
@@ -176,11 +177,8 @@ def main() -> None:
     lines += ["", "cuDNN plans KeyDNN picked (graph-API engines and the legacy Find pick, timed over repeats): "
               + ", ".join(f"{key[0]} {'fma' if key[7] == _cudnn.FMA_MATH else 'default'} math -> "
                           f"{conv.describe(plan)}" for key, plan in conv._plans.items())]
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    print()
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

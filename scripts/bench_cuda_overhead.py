@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from keydnn.bench import measure
-from keydnn.bench.harness import stamp_line
+from keydnn.bench.harness import publish, stamp_line
 
 
 def main() -> None:
@@ -59,11 +59,7 @@ def main() -> None:
     lines = ["# Host time of one tiny asynchronous CUDA add, layer by layer", "", stamp_line(), "",
              "| layer | us per op |", "|---|---:|"] + [f"| {name} | {us:.2f} |" for name, us in results]
     lines += ["", "Medians of 15 batches of 2,000 calls after warm-up, synchronised before each clock read."]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

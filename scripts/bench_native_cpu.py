@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from keydnn.bench.harness import publish  # noqa: E402
 from keydnn.infrastructure.backends import native_cpu  # noqa: E402
 from keydnn.infrastructure.backends.native_cpu import conv as nconv  # noqa: E402
 from keydnn.infrastructure.backends.native_cpu import norm as nnorm  # noqa: E402
@@ -197,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_pool(rows, args.repeats, rng)
     bench_norm(rows, args.repeats, rng)
     table = render(rows, args.repeats)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    publish(table, args.out)
     return 0
 
 

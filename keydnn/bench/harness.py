@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -115,3 +116,12 @@ def stamp_line() -> str:
     gpu = f"; GPU: {', '.join(s['gpus'])}" if s["gpus"] else ""
     return (f"Machine: {s['cpu']}, {s['cores']} cores; Python {s['python']}, NumPy {s['numpy']}, "
             f"torch {s['torch']}{gpu}")
+
+
+def publish(text: str, out: Any = None) -> None:
+    """Print a benchmark's report and, when ``out`` (a path) is given, write it there as well."""
+    print(text)
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n")
