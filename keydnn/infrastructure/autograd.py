@@ -98,8 +98,7 @@ class Function:
                 data.append(a._data)
             else:
                 data.append(a)
-        ctx = _new_context(Context)  # Context.__init__, inlined: one frame less on every op
-        ctx.k, ctx.saved, ctx.freed = kernels_for(device), (), False
+        ctx = Context(kernels_for(device))
         out = cls.forward(ctx, *data, **params)
         if need and _GradMode.enabled and cls.differentiable:
             ctx.fn = cls
@@ -108,9 +107,6 @@ class Function:
             ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
             return Tensor._make(out, device, True, ctx)
         return Tensor._make(out, device, False, None)
-
-
-_new_context = object.__new__
 
 
 def _topological_order(root: Context) -> list[Context]:

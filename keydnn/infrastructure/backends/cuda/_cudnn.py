@@ -15,6 +15,7 @@ from ctypes import POINTER, Structure, c_char_p, c_double, c_float, c_int, c_int
 from keydnn.domain.errors import DeviceNotSupportedError, NativeLibraryError
 
 from ._libsearch import candidates
+from .storage import c_strides
 
 LIBRARY = "cuDNN"
 NAMES = ["libcudnn.so.9", "libcudnn.so"]
@@ -328,14 +329,10 @@ def _set(op: str, desc: int, attr: int, attr_type: int, ctype: type, *values: ob
 
 
 def _tensor(op: str, code: int, uid: int, shape: tuple[int, ...], alignment: int) -> int:
-    strides, acc = [], 1
-    for n in reversed(shape):
-        strides.append(acc)
-        acc *= n
     d = _backend(op, BACKEND_TENSOR_DESCRIPTOR)
     _set(op, d, ATTR_TENSOR_DATA_TYPE, TYPE_DATA_TYPE, c_int64, code)
     _set(op, d, ATTR_TENSOR_DIMENSIONS, TYPE_INT64, c_int64, *shape)
-    _set(op, d, ATTR_TENSOR_STRIDES, TYPE_INT64, c_int64, *reversed(strides))
+    _set(op, d, ATTR_TENSOR_STRIDES, TYPE_INT64, c_int64, *c_strides(shape))
     _set(op, d, ATTR_TENSOR_UNIQUE_ID, TYPE_INT64, c_int64, uid)
     _set(op, d, ATTR_TENSOR_BYTE_ALIGNMENT, TYPE_INT64, c_int64, alignment)
     call(op, "cudnnBackendFinalize", d)
@@ -384,7 +381,7 @@ def _engine_configs(op: str, graph: int, mode: int) -> list[int]:
     call(op, "cudnnBackendGetAttribute", heur, ATTR_ENGINEHEUR_RESULTS, TYPE_BACKEND_DESCRIPTOR, _MAX_CONFIGS,
          ctypes.byref(count), configs)
     for unused in configs[count.value:]:
-        lib().cudnnBackendDestroyDescriptor(unused)
+        destroy(unused)
     return list(configs[:count.value])
 
 
@@ -401,7 +398,7 @@ def _engine_of(op: str, config: int) -> tuple[int, set[int]]:
              len(notes), ctypes.byref(count), notes)
         return index.value, set(notes[:count.value])
     finally:
-        lib().cudnnBackendDestroyDescriptor(engine)
+        destroy(engine)
 
 
 def convolution_plans(op: str, direction: str, h: int, code: int, shapes: tuple[tuple, tuple, tuple],
@@ -437,8 +434,8 @@ def convolution_plans(op: str, direction: str, h: int, code: int, shapes: tuple[
                          ctypes.byref(count), ctypes.byref(size))
                     plans.append((plan, size.value, index))
                     continue
-                lib().cudnnBackendDestroyDescriptor(plan)
-            lib().cudnnBackendDestroyDescriptor(config)
+                destroy(plan)
+            destroy(config)
     return plans
 
 

@@ -133,22 +133,11 @@ def empty(shape: tuple[int, ...], dtype: object, device: int) -> CudaArray:
 
 
 def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
-    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype.
-
-    The hot path of every kernel: it fills the slots directly rather than through ``__init__``.
-    """
+    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype."""
     size = 1
     for n in shape:
         size *= n
-    itemsize = dtype.itemsize
-    buffer = allocator.allocate(size * itemsize, device)
-    a = _new_array(CudaArray)
-    a.buffer, a.device, a.shape, a.dtype, a.itemsize, a.offset = buffer, device, shape, dtype, itemsize, 0
-    a.ptr, a.size, a.strides, a.is_contiguous = buffer.ptr, size, c_strides(shape), True
-    return a
-
-
-_new_array = object.__new__
+    return CudaArray(allocator.allocate(size * dtype.itemsize, device), shape, dtype)
 
 
 def contiguous(a: CudaArray) -> CudaArray:
