@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keydnn.bench import measure
+from keydnn.bench import measure_interleaved, paired_ratio
 from keydnn.bench.harness import publish, stamp_line
 from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, torch_lenet_step, torch_mlp_step
 
@@ -29,34 +29,34 @@ def main() -> None:
     sync_t = torch.cuda.synchronize
     rows = []
 
+    # Each comparison runs KeyDNN's and PyTorch's batches alternately (measure_interleaved): the GPU hosts
+    # drift by tens of percent in host speed within minutes, which a back-to-back comparison would report.
     a, b = Tensor.rand((1,), device=dev), Tensor.rand((1,), device=dev)
     ta, tb = torch.rand(1, device=dev), torch.rand(1, device=dev)
-    tk = measure(lambda: a + b, number=2000, repeats=15, sync=sync_k)
-    tt = measure(lambda: ta + tb, number=2000, repeats=15, sync=sync_t)
-    rows.append(("tiny add, async (us/op)", tk.us, tt.us, "<= 1.0x"))
+    t = measure_interleaved({"k": (lambda: a + b, sync_k), "t": (lambda: ta + tb, sync_t)},
+                            number=2000, repeats=21)
+    rows.append(("tiny add, async (us/op)", t["k"].us, t["t"].us, paired_ratio(t["k"], t["t"]), "<= 1.0x"))
 
     n = 64 * 2**20
     A, B = Tensor.rand((n,), device=dev), Tensor.rand((n,), device=dev)
     TA, TB = torch.rand(n, device=dev), torch.rand(n, device=dev)
     TC = torch.empty_like(TA)
-    tk = measure(lambda: A + B, repeats=21, sync=sync_k)
-    tt = measure(lambda: TA + TB, repeats=21, sync=sync_t)
-    tc = measure(lambda: TC.copy_(TA), repeats=21, sync=sync_t)
+    t = measure_interleaved({"k": (lambda: A + B, sync_k), "t": (lambda: TA + TB, sync_t),
+                             "copy": (lambda: TC.copy_(TA), sync_t)}, repeats=21)
     gbs = lambda t, nbytes: nbytes / t.median / 1e9  # noqa: E731
-    ceiling = gbs(tc, 8 * n)
-    rows.append(("add 64M float32 (GB/s)", gbs(tk, 12 * n), gbs(tt, 12 * n), f">= 90% of copy {ceiling:.0f}"))
+    ceiling = gbs(t["copy"], 8 * n)
+    rows.append(("add 64M float32 (GB/s)", gbs(t["k"], 12 * n), gbs(t["t"], 12 * n),
+                 paired_ratio(t["k"], t["t"]), f">= 90% of copy {ceiling:.0f}"))
 
     for name, mk, mt in (("MLP 64-128-128-10 step, Adam, batch 64 (ms)", keydnn_mlp_step, torch_mlp_step),
                          ("LeNet step, SGD, batch 64, 1x28x28 (ms)", keydnn_lenet_step, torch_lenet_step)):
-        sk, st = mk(dev), mt(dev)
-        tk = measure(sk, warmup=20, repeats=31, number=10, sync=sync_k)
-        tt = measure(st, warmup=20, repeats=31, number=10, sync=sync_t)
-        rows.append((name, tk.ms, tt.ms, "<= 1.0x"))
+        t = measure_interleaved({"k": (mk(dev), sync_k), "t": (mt(dev), sync_t)}, warmup=20, repeats=31,
+                                number=10)
+        rows.append((name, t["k"].ms, t["t"].ms, paired_ratio(t["k"], t["t"]), "<= 1.0x"))
 
     lines = [f"# KeyDNN vs PyTorch {torch.__version__} on CUDA", "", stamp_line(), "",
              "| workload | KeyDNN | PyTorch | KeyDNN/PyTorch | target |", "|---|---:|---:|---:|---|"]
-    for name, k, t, target in rows:
-        ratio = k / t if "GB/s" not in name else t / k
+    for name, k, t, ratio, target in rows:
         lines.append(f"| {name} | {k:.2f} | {t:.2f} | {ratio:.2f}x | {target} |")
     from keydnn.infrastructure.backends.cuda import conv
 
@@ -66,8 +66,9 @@ def main() -> None:
                  + (f"; graph-API fallbacks: {sorted(set(conv.graph_fallbacks.values()))}"
                     if conv.graph_fallbacks else ""))
     lines.append("")
-    lines.append("Times are medians of repeated batches after warm-up, synchronised before each clock read; "
-                 "for GB/s the ratio column is PyTorch's time over KeyDNN's (>1 means PyTorch is slower).")
+    lines.append("KeyDNN's and PyTorch's batches run alternately after warm-up, synchronised before each clock "
+                 "read; the columns are medians, and KeyDNN/PyTorch is the median over rounds of KeyDNN's batch "
+                 "time over PyTorch's (below 1.0x KeyDNN is faster, also for the GB/s row).")
     publish("\n".join(lines), args.out)
 
 

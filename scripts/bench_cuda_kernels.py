@@ -47,7 +47,7 @@ def main() -> None:
     rows.append(
         (
             "raw kd_binary launch (us, async)",
-            measure(lambda: raw(0, 0, pa, pa, pb, 1, None), number=5000, repeats=9).us,
+            measure(lambda: raw(_lib.pack_binary(0, 0, pa, pa, pb, 1), None), number=5000, repeats=9).us,
         )
     )
     rows.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keydnn.bench import measure
+from keydnn.bench import measure_interleaved
 from keydnn.bench.harness import publish, stamp_line
 
 
@@ -32,33 +32,35 @@ def main() -> None:
     k, da, db = kernels_for(a.device), a.data, b.data
     out, code, launch = k.add(da, db), DTYPE_CODES[da.dtype], _lib.lib.kd_binary
     rows = [
-        ("bare ctypes launch (kd_binary)", lambda: launch(_lib.ADD, code, out.ptr, da.ptr, db.ptr, 1, None)),
+        ("bare ctypes launch (kd_binary)",
+         lambda: launch(_lib.pack_binary(_lib.ADD, code, out.ptr, da.ptr, db.ptr, 1), None)),
         ("+ kernel table add (allocation, checks)", lambda: k.add(da, db)),
         ("+ autograd Function, no node recorded", lambda: Add.apply(a, b)),
         ("+ Tensor operator a + b", lambda: a + b),
         ("Tensor a + b recording a node", lambda: g + b),
     ]
     sync = lambda: cuda.synchronize(0)  # noqa: E731
-    results = [(name, measure(fn, number=2000, repeats=15, sync=sync).us) for name, fn in rows]
+    fns = {name: (fn, sync) for name, fn in rows}
     try:
         import torch
 
         ta, tb = torch.rand(1, device="cuda"), torch.rand(1, device="cuda")
-        results.append((f"PyTorch {torch.__version__} a + b", measure(lambda: ta + tb, number=2000, repeats=15,
-                                                                      sync=torch.cuda.synchronize).us))
+        fns[f"PyTorch {torch.__version__} a + b"] = (lambda: ta + tb, torch.cuda.synchronize)
     except ImportError:
         pass
     try:
         import cupy
 
         ca, cb = cupy.random.rand(1, dtype=cupy.float32), cupy.random.rand(1, dtype=cupy.float32)
-        results.append((f"CuPy {cupy.__version__} a + b", measure(
-            lambda: ca + cb, number=2000, repeats=15, sync=cupy.cuda.Device().synchronize).us))
+        fns[f"CuPy {cupy.__version__} a + b"] = (lambda: ca + cb, cupy.cuda.Device().synchronize)
     except ImportError:
         pass
+    # Alternating batches: the GPU hosts drift in speed within a run, and every row should see the same host.
+    results = [(name, t.us) for name, t in measure_interleaved(fns, number=2000, repeats=15).items()]
     lines = ["# Host time of one tiny asynchronous CUDA add, layer by layer", "", stamp_line(), "",
              "| layer | us per op |", "|---|---:|"] + [f"| {name} | {us:.2f} |" for name, us in results]
-    lines += ["", "Medians of 15 batches of 2,000 calls after warm-up, synchronised before each clock read."]
+    lines += ["", "Medians of 15 batches of 2,000 calls after warm-up, synchronised before each clock read; the rows' "
+              "batches run in turn, round after round."]
     publish("\n".join(lines), args.out)
 
 

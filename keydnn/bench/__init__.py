@@ -1,5 +1,5 @@
 """Benchmark harness shared by scripts/, asv_bench/ and the reports."""
 
-from keydnn.bench.harness import Timing, environment_stamp, measure
+from keydnn.bench.harness import Timing, environment_stamp, measure, measure_interleaved, paired_ratio
 
-__all__ = ["Timing", "environment_stamp", "measure"]
+__all__ = ["Timing", "environment_stamp", "measure", "measure_interleaved", "paired_ratio"]

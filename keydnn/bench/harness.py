@@ -22,6 +22,7 @@ class Timing:
     p90: float
     repeats: int
     number: int
+    samples: tuple[float, ...] = ()  # seconds per call of each batch, in the order they ran
 
     @property
     def us(self) -> float:
@@ -59,9 +60,42 @@ def measure(fn: Callable[[], Any], *, warmup: int = 5, repeats: int = 21, number
         if sync:
             sync()
         samples.append((time.perf_counter() - t0) / number)
-    samples.sort()
-    q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
-    return Timing(statistics.median(samples), q[0], q[-1], repeats, number)
+    return _timing(samples, number)
+
+
+def _timing(samples: list[float], number: int) -> Timing:
+    ordered = sorted(samples)
+    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else ordered * 9
+    return Timing(statistics.median(ordered), q[0], q[-1], len(samples), number, tuple(samples))
+
+
+def measure_interleaved(fns: dict[str, tuple[Callable[[], Any], Callable[[], None] | None]], *,
+                        warmup: int = 5, repeats: int = 21, number: int = 1) -> dict[str, Timing]:
+    """Time several callables (name -> (fn, sync)) in alternating batches, A B C A B C ..., so that a host
+    whose speed drifts during the run (frequency changes, a busy neighbour) slows all of them alike: the
+    comparison the benchmark reports is then made within each round, not across minutes."""
+    for fn, sync in fns.values():
+        for _ in range(warmup):
+            fn()
+        if sync:
+            sync()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, (fn, sync) in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            if sync:
+                sync()
+            samples[name].append((time.perf_counter() - t0) / number)
+    return {name: _timing(s, number) for name, s in samples.items()}
+
+
+def paired_ratio(a: Timing, b: Timing) -> float:
+    """Median over rounds of a's batch time over b's, for timings from one ``measure_interleaved`` call."""
+    if len(a.samples) != len(b.samples) or not a.samples:
+        return a.median / b.median
+    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
 
 
 def _cpu_model() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class KeyDNNError(Exception):
@@ -19,6 +19,14 @@ def describe(*operands: Any) -> str:
         else:
             parts.append(f"#{i}: {t!r}")
     return "; ".join(parts)
+
+
+class Operand(NamedTuple):
+    """What an error says about an operand, kept without the operand (and its memory) itself."""
+
+    shape: tuple
+    dtype: Any
+    device: Any
 
 
 class OpError(KeyDNNError):

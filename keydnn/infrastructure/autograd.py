@@ -84,6 +84,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **params: Any) -> Any:
+        # The hot path of every op: kept to plain loops and attribute stores (no helper calls), since its
+        # cost is paid per op, and a tiny CUDA op spends more time here than in the kernel launch.
         device = None
         need = False
         data = []
@@ -94,19 +96,30 @@ class Function:
                     device = d
                 elif d is not device:
                     raise DeviceMismatchError(cls.__name__, "operands are on different devices", *args)
-                need = need or a.requires_grad
+                if a.requires_grad:
+                    need = True
                 data.append(a._data)
             else:
                 data.append(a)
-        ctx = Context(kernels_for(device))
+        ctx = _new(Context)
+        ctx.k = kernels_for(device)
+        ctx.saved = ()
+        ctx.freed = False
         out = cls.forward(ctx, *data, **params)
+        t = _new(Tensor)
+        t._data, t._device, t.grad, t._version = out, device, None, 0
         if need and _GradMode.enabled and cls.differentiable:
             ctx.fn = cls
             ctx.parents = args
             ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
             ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
-            return Tensor._make(out, device, True, ctx)
-        return Tensor._make(out, device, False, None)
+            t.requires_grad, t._node = True, ctx
+        else:
+            t.requires_grad, t._node = False, None
+        return t
+
+
+_new = object.__new__
 
 
 def _topological_order(root: Context) -> list[Context]:

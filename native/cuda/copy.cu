@@ -62,7 +62,7 @@ bool try_transpose(T *out, const T *a, const kd_iter &c) {
   if (rows < 8 || cols < 8 || batch > 65535 || kd::ceil_div(rows, 32) > 65535) return false;
   dim3 grid((unsigned)kd::ceil_div(cols, 32), (unsigned)kd::ceil_div(rows, 32), (unsigned)batch);
   const int64_t batch_stride = nd == 3 ? c.strides[1][0] : 0;
-  transpose_tiles<T><<<grid, dim3(32, 8)>>>(out, a, rows, cols, batch_stride, c.strides[1][nd - 1]);
+  kd::launch(transpose_tiles<T>, grid, dim3(32, 8), out, a, rows, cols, batch_stride, c.strides[1][nd - 1]);
   return true;
 }
 
@@ -74,7 +74,7 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
     if (std::is_same<To, From>::value)
       return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice) == cudaSuccess
                  ? KD_OK : kd::check_launch("copy");
-    cast_contiguous<To, From><<<kd::grid_for(n), kd::kThreads>>>(out, a, n);
+    kd::launch(cast_contiguous<To, From>, kd::grid_for(n), kd::kThreads, out, a, n);
     return kd::check_launch("cast");
   }
   kd_iter c = *it;
@@ -87,10 +87,11 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
     if (try_transpose<To>(out, a, c)) return kd::check_launch("copy");
   }
   if (kd::fits_int32(c))
-    cast_strided<To, From, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c),
-                                                                       (int32_t)n);
+    kd::launch(cast_strided<To, From, int32_t>, kd::grid_for(n), kd::kThreads, out, a, Offsets<int32_t, 2>(c),
+               (int32_t)n);
   else
-    cast_strided<To, From, int64_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int64_t, 2>(c), n);
+    kd::launch(cast_strided<To, From, int64_t>, kd::grid_for(n), kd::kThreads, out, a, Offsets<int64_t, 2>(c),
+               n);
   return kd::check_launch("cast");
 }
 
@@ -126,13 +127,16 @@ T host_value(kd_scalar s) {
 
 }  // namespace
 
-extern "C" int kd_cast(int out_dtype, int in_dtype, void *out, const void *a, int64_t n, const kd_iter *it) {
-  if (n == 0) return KD_OK;
-  KD_DISPATCH_ALL(out_dtype, "cast", return cast_from<scalar_t>(in_dtype, out, a, n, it));
+extern "C" int kd_cast(const kd_cast_args *g, const kd_iter *it) {
+  if (g->n == 0) return KD_OK;
+  KD_DISPATCH_ALL(g->out_dtype, "cast", return cast_from<scalar_t>(g->in_dtype, g->out, g->a, g->n, it));
   return KD_OK;
 }
 
-extern "C" int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const kd_iter *it) {
+extern "C" int kd_fill(const kd_fill_args *g, const kd_iter *it) {
+  const int64_t n = g->n;
+  void *out = g->out;
+  const kd_scalar value = g->value;
   if (n == 0) return KD_OK;
   kd_iter c{};
   if (it) {
@@ -144,7 +148,7 @@ extern "C" int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const k
   }
   c.noperands = 1;
   kd::collapse(c);
-  KD_DISPATCH_ALL(dtype, "fill",
+  KD_DISPATCH_ALL(g->dtype, "fill",
     scalar_t v = host_value<scalar_t>(value);
     auto *o = static_cast<scalar_t *>(out);
     bool zero_bits = true;
@@ -154,16 +158,18 @@ extern "C" int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const k
       return KD_OK;
     }
     if (kd::fits_int32(c))
-      fill_strided<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, v, Offsets<int32_t, 1>(c),
-                                                                         (int32_t)n);
+      kd::launch(fill_strided<scalar_t, int32_t>, kd::grid_for(n), kd::kThreads, o, v, Offsets<int32_t, 1>(c),
+                 (int32_t)n);
     else
-      fill_strided<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, v, Offsets<int64_t, 1>(c), n));
+      kd::launch(fill_strided<scalar_t, int64_t>, kd::grid_for(n), kd::kThreads, o, v, Offsets<int64_t, 1>(c),
+                 n));
   return kd::check_launch("fill");
 }
 
 extern "C" int kd_arange(int dtype, void *out, kd_scalar start, kd_scalar step, int64_t n) {
   if (n == 0) return KD_OK;
   KD_DISPATCH_NUMERIC(dtype, "arange",
-    arange_kernel<scalar_t><<<kd::grid_for(n), kd::kThreads>>>(static_cast<scalar_t *>(out), start, step, n));
+    kd::launch(arange_kernel<scalar_t>, kd::grid_for(n), kd::kThreads, static_cast<scalar_t *>(out), start,
+               step, n));
   return kd::check_launch("arange");
 }

@@ -99,18 +99,18 @@ int launch_binary(void *out_, const void *a_, const void *b_, T s, int64_t n, co
   constexpr int V = 16 / sizeof(T);
   if (it == nullptr && ((uintptr_t)out % (sizeof(Out) * V) == 0) && (MODE == 2 || aligned16(a)) &&
       (MODE == 1 || aligned16(b))) {
-    binary_contiguous<T, OP, MODE, V><<<kd::grid_for(n / V + 1), kd::kThreads>>>(out, a, b, s, n);
+    kd::launch(binary_contiguous<T, OP, MODE, V>, kd::grid_for(n / V + 1), kd::kThreads, out, a, b, s, n);
     return kd::check_launch("binary");
   }
   // Misaligned contiguous views (an odd offset) take the 1-D strided path.
   kd_iter c = it ? *it : contiguous_iter(n, 3);
   kd::collapse(c);
   if (kd::fits_int32(c))
-    binary_strided<T, OP, MODE, int32_t><<<kd::grid_for(n), kd::kThreads>>>(
-        out, a, b, s, Offsets<int32_t, 3>(c), (int32_t)n);
+    kd::launch(binary_strided<T, OP, MODE, int32_t>, kd::grid_for(n), kd::kThreads, out, a, b, s,
+               Offsets<int32_t, 3>(c), (int32_t)n);
   else
-    binary_strided<T, OP, MODE, int64_t><<<kd::grid_for(n), kd::kThreads>>>(
-        out, a, b, s, Offsets<int64_t, 3>(c), n);
+    kd::launch(binary_strided<T, OP, MODE, int64_t>, kd::grid_for(n), kd::kThreads, out, a, b, s,
+               Offsets<int64_t, 3>(c), n);
   return kd::check_launch("binary");
 }
 
@@ -204,16 +204,17 @@ int launch_unary(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   if (n == 0) return KD_OK;
   if (it == nullptr && aligned16(out) && aligned16(a)) {
     constexpr int V = 16 / sizeof(T);
-    unary_contiguous<T, OP, V><<<kd::grid_for(n / V + 1), kd::kThreads>>>(out, a, n);
+    kd::launch(unary_contiguous<T, OP, V>, kd::grid_for(n / V + 1), kd::kThreads, out, a, n);
     return kd::check_launch("unary");
   }
   kd_iter c = it ? *it : contiguous_iter(n, 2);
   kd::collapse(c);
   if (kd::fits_int32(c))
-    unary_strided<T, OP, int32_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int32_t, 2>(c),
-                                                                     (int32_t)n);
+    kd::launch(unary_strided<T, OP, int32_t>, kd::grid_for(n), kd::kThreads, out, a, Offsets<int32_t, 2>(c),
+               (int32_t)n);
   else
-    unary_strided<T, OP, int64_t><<<kd::grid_for(n), kd::kThreads>>>(out, a, Offsets<int64_t, 2>(c), n);
+    kd::launch(unary_strided<T, OP, int64_t>, kd::grid_for(n), kd::kThreads, out, a, Offsets<int64_t, 2>(c),
+               n);
   return kd::check_launch("unary");
 }
 
@@ -282,24 +283,24 @@ int mirrored(int op) {
 
 }  // namespace
 
-extern "C" int kd_binary(int op, int dtype, void *out, const void *a, const void *b, int64_t n,
-                         const kd_iter *it) {
-  KD_DISPATCH_ALL(dtype, "binary", return binary_op<scalar_t, 0>(op, out, a, b, scalar_t(0), n, it));
+extern "C" int kd_binary(const kd_binary_args *g, const kd_iter *it) {
+  KD_DISPATCH_ALL(g->dtype, "binary",
+                  return binary_op<scalar_t, 0>(g->op, g->out, g->a, g->b, scalar_t(0), g->n, it));
   return KD_OK;
 }
 
-extern "C" int kd_binary_scalar(int op, int dtype, void *out, const void *a, kd_scalar s, int scalar_left,
-                                int64_t n, const kd_iter *it) {
-  KD_DISPATCH_ALL(dtype, "binary_scalar",
-                  scalar_t v = host_scalar<scalar_t>(s);
-                  if (scalar_left) op = mirrored(op);
-                  return scalar_left && op < 0 ? binary_op<scalar_t, 2>(-op - 1, out, nullptr, a, v, n, it)
-                                               : binary_op<scalar_t, 1>(op, out, a, nullptr, v, n, it));
+extern "C" int kd_binary_scalar(const kd_binary_scalar_args *g, const kd_iter *it) {
+  int op = g->scalar_left ? mirrored(g->op) : g->op;
+  KD_DISPATCH_ALL(g->dtype, "binary_scalar",
+                  scalar_t v = host_scalar<scalar_t>(g->s);
+                  return g->scalar_left && op < 0
+                             ? binary_op<scalar_t, 2>(-op - 1, g->out, nullptr, g->a, v, g->n, it)
+                             : binary_op<scalar_t, 1>(op, g->out, g->a, nullptr, v, g->n, it));
   return KD_OK;
 }
 
-extern "C" int kd_unary(int op, int dtype, void *out, const void *a, int64_t n, const kd_iter *it) {
-  KD_DISPATCH_NUMERIC(dtype, "unary", return unary_op<scalar_t>(op, out, a, n, it));
+extern "C" int kd_unary(const kd_unary_args *g, const kd_iter *it) {
+  KD_DISPATCH_NUMERIC(g->dtype, "unary", return unary_op<scalar_t>(g->op, g->out, g->a, g->n, it));
   return KD_OK;
 }
 
@@ -312,11 +313,10 @@ extern "C" int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_sca
   KD_DISPATCH_NUMERIC(dtype, "clip",
     scalar_t l = host_scalar<scalar_t>(lo); scalar_t h = host_scalar<scalar_t>(hi);
     auto *o = static_cast<scalar_t *>(out); auto *x = static_cast<const scalar_t *>(a);
-    if (small) clip_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, x, l, h, has_lo, has_hi,
-                                                                                   Offsets<int32_t, 2>(c),
-                                                                                   (int32_t)n);
-    else clip_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, x, l, h, has_lo, has_hi,
-                                                                           Offsets<int64_t, 2>(c), n));
+    if (small) kd::launch(clip_kernel<scalar_t, int32_t>, kd::grid_for(n), kd::kThreads, o, x, l, h, has_lo,
+                          has_hi, Offsets<int32_t, 2>(c), (int32_t)n);
+    else kd::launch(clip_kernel<scalar_t, int64_t>, kd::grid_for(n), kd::kThreads, o, x, l, h, has_lo, has_hi,
+                    Offsets<int64_t, 2>(c), n));
   return kd::check_launch("clip");
 }
 
@@ -334,10 +334,9 @@ extern "C" int kd_where(int dtype, void *out, const void *cond, const void *a, c
     auto *o = static_cast<scalar_t *>(out);
     auto *x = static_cast<const scalar_t *>(a); auto *y = static_cast<const scalar_t *>(b);
     scalar_t va = host_scalar<scalar_t>(sa); scalar_t vb = host_scalar<scalar_t>(sb);
-    if (small) where_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(o, cd, x, y, va, vb,
-                                                                                    Offsets<int32_t, 4>(c),
-                                                                                    (int32_t)n);
-    else where_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, cd, x, y, va, vb,
-                                                                            Offsets<int64_t, 4>(c), n));
+    if (small) kd::launch(where_kernel<scalar_t, int32_t>, kd::grid_for(n), kd::kThreads, o, cd, x, y, va, vb,
+                          Offsets<int32_t, 4>(c), (int32_t)n);
+    else kd::launch(where_kernel<scalar_t, int64_t>, kd::grid_for(n), kd::kThreads, o, cd, x, y, va, vb,
+                    Offsets<int64_t, 4>(c), n));
   return kd::check_launch("where");
 }

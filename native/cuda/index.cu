@@ -71,11 +71,10 @@ extern "C" int kd_gather(int dtype, void *out, const void *src, const int64_t *o
   bool small = kd::fits_int32(c);
   KD_DISPATCH_ALL(dtype, "gather",
     auto *o = static_cast<scalar_t *>(out); auto *s = static_cast<const scalar_t *>(src);
-    if (small) gather_kernel<scalar_t, int32_t><<<kd::grid_for(n), kd::kThreads>>>(
-        o, s, offsets, rows, (int32_t)inner,
-                                                                                    Offsets<int32_t, 2>(c));
-    else gather_kernel<scalar_t, int64_t><<<kd::grid_for(n), kd::kThreads>>>(o, s, offsets, rows, inner,
-                                                                            Offsets<int64_t, 2>(c)));
+    if (small) kd::launch(gather_kernel<scalar_t, int32_t>, kd::grid_for(n), kd::kThreads, o, s, offsets,
+                          rows, (int32_t)inner, Offsets<int32_t, 2>(c));
+    else kd::launch(gather_kernel<scalar_t, int64_t>, kd::grid_for(n), kd::kThreads, o, s, offsets, rows,
+                    inner, Offsets<int64_t, 2>(c)));
   return kd::check_launch("gather");
 }
 
@@ -90,15 +89,15 @@ extern "C" int kd_scatter(int dtype, void *dst, const int64_t *offsets, const vo
   KD_DISPATCH_ALL(dtype, "scatter",
     auto *d = static_cast<scalar_t *>(dst); auto *v = static_cast<const scalar_t *>(values);
     if (accumulate) {
-      if (small) scatter_kernel<scalar_t, int32_t, true><<<kd::grid_for(n), kd::kThreads>>>(
-          d, offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
-      else scatter_kernel<scalar_t, int64_t, true><<<kd::grid_for(n), kd::kThreads>>>(
-          d, offsets, v, rows, inner, Offsets<int64_t, 2>(c));
+      if (small) kd::launch(scatter_kernel<scalar_t, int32_t, true>, kd::grid_for(n), kd::kThreads, d,
+                            offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
+      else kd::launch(scatter_kernel<scalar_t, int64_t, true>, kd::grid_for(n), kd::kThreads, d, offsets, v,
+                      rows, inner, Offsets<int64_t, 2>(c));
     } else {
-      if (small) scatter_kernel<scalar_t, int32_t, false><<<kd::grid_for(n), kd::kThreads>>>(
-          d, offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
-      else scatter_kernel<scalar_t, int64_t, false><<<kd::grid_for(n), kd::kThreads>>>(
-          d, offsets, v, rows, inner, Offsets<int64_t, 2>(c));
+      if (small) kd::launch(scatter_kernel<scalar_t, int32_t, false>, kd::grid_for(n), kd::kThreads, d,
+                            offsets, v, rows, (int32_t)inner, Offsets<int32_t, 2>(c));
+      else kd::launch(scatter_kernel<scalar_t, int64_t, false>, kd::grid_for(n), kd::kThreads, d, offsets, v,
+                      rows, inner, Offsets<int64_t, 2>(c));
     });
   return kd::check_launch("scatter");
 }

@@ -143,9 +143,9 @@ extern "C" int kd_layer_norm_forward(int dtype, void *y, void *mean, void *invst
   KD_DISPATCH_FLOAT(dtype, "layer_norm_forward",
     using T = scalar_t;
     auto args = [&](auto kernel, unsigned grid, unsigned threads) {
-      kernel<<<grid, threads>>>(static_cast<T *>(y), static_cast<T *>(mean), static_cast<T *>(invstd),
-                                static_cast<const T *>(x), static_cast<const T *>(gamma),
-                                static_cast<const T *>(beta), rows, cols, eps);
+      kd::launch(kernel, grid, threads, static_cast<T *>(y), static_cast<T *>(mean), static_cast<T *>(invstd),
+                 static_cast<const T *>(x), static_cast<const T *>(gamma), static_cast<const T *>(beta), rows,
+                 cols, eps);
     };
     if (cols <= 1024) args(ln_forward<T, 32>, (unsigned)kd::ceil_div(rows, kd::kThreads / 32), kd::kThreads);
     else args(ln_forward<T, 512>, (unsigned)rows, 512));
@@ -169,11 +169,11 @@ extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *g
     const T *mu = static_cast<const T *>(mean); const T *is = static_cast<const T *>(invstd);
     if (rows > 0) {
       if (cols <= 1024)
-        ln_backward_input<T, 32><<<(unsigned)kd::ceil_div(rows, kd::kThreads / 32), kd::kThreads>>>(
-            static_cast<T *>(gx), g, xx, static_cast<const T *>(gamma), mu, is, rows, cols);
+        kd::launch(ln_backward_input<T, 32>, (unsigned)kd::ceil_div(rows, kd::kThreads / 32), kd::kThreads,
+                   static_cast<T *>(gx), g, xx, static_cast<const T *>(gamma), mu, is, rows, cols);
       else
-        ln_backward_input<T, 512><<<(unsigned)rows, 512>>>(static_cast<T *>(gx), g, xx,
-                                                          static_cast<const T *>(gamma), mu, is, rows, cols);
+        kd::launch(ln_backward_input<T, 512>, (unsigned)rows, 512, static_cast<T *>(gx), g, xx,
+                   static_cast<const T *>(gamma), mu, is, rows, cols);
     }
     if (ggamma != nullptr) {
       Acc<T> *partial = nullptr;
@@ -185,10 +185,11 @@ extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *g
       dim3 grid((unsigned)kd::ceil_div(cols, kd::kThreads), (unsigned)splits);
       const int64_t chunk = kd::ceil_div(rows > 0 ? rows : 1, splits);
       T *gg = static_cast<T *>(ggamma), *gb = static_cast<T *>(gbeta);
-      ln_backward_params<T><<<grid, kd::kThreads>>>(partial, gg, gb, g, xx, mu, is, rows, cols, chunk);
+      kd::launch(ln_backward_params<T>, grid, kd::kThreads, partial, gg, gb, g, xx, mu, is, rows, cols,
+                 chunk);
       if (partial)
-        ln_finish_params<T><<<(unsigned)kd::ceil_div(cols, kd::kThreads), kd::kThreads>>>(
-            static_cast<T *>(ggamma), static_cast<T *>(gbeta), partial, splits, cols);
+        kd::launch(ln_finish_params<T>, (unsigned)kd::ceil_div(cols, kd::kThreads), kd::kThreads,
+                   static_cast<T *>(ggamma), static_cast<T *>(gbeta), partial, splits, cols);
     });
   return kd::check_launch("layer_norm_backward");
 }

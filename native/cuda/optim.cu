@@ -91,8 +91,8 @@ extern "C" int kd_sgd_step(int dtype, int64_t count, void *const *params, const 
   void *const *ptrs[3] = {params, const_cast<void *const *>(grads), bufs};
   KD_DISPATCH_FLOAT(dtype, "sgd_step",
     return for_chunks<3>(count, ptrs, sizes, "sgd_step", [&](const TensorTable<3> &t, dim3 grid) {
-      sgd_kernel<scalar_t><<<grid, kd::kThreads>>>(t, (scalar_t)lr, (scalar_t)momentum, (scalar_t)dampening,
-                                                  nesterov, (scalar_t)weight_decay);
+      kd::launch(sgd_kernel<scalar_t>, grid, kd::kThreads, t, (scalar_t)lr, (scalar_t)momentum,
+                 (scalar_t)dampening, nesterov, (scalar_t)weight_decay);
     }));
   return KD_OK;
 }
@@ -107,10 +107,8 @@ extern "C" int kd_adam_step(int dtype, int64_t count, void *const *params, const
   void *const *ptrs[4] = {params, const_cast<void *const *>(grads), m, v};
   KD_DISPATCH_FLOAT(dtype, "adam_step",
     return for_chunks<4>(count, ptrs, sizes, "adam_step", [&](const TensorTable<4> &t, dim3 grid) {
-      adam_kernel<scalar_t><<<grid, kd::kThreads>>>(t, (scalar_t)lr, (scalar_t)beta1, (scalar_t)beta2,
-                                                    (scalar_t)eps,
-                                                   (scalar_t)weight_decay, (scalar_t)(1.0 / c2),
-                                                   (scalar_t)(lr / c1), decoupled);
+      kd::launch(adam_kernel<scalar_t>, grid, kd::kThreads, t, (scalar_t)lr, (scalar_t)beta1, (scalar_t)beta2,
+                 (scalar_t)eps, (scalar_t)weight_decay, (scalar_t)(1.0 / c2), (scalar_t)(lr / c1), decoupled);
     }));
   return KD_OK;
 }

@@ -115,8 +115,8 @@ bool valid(const kd_pool2d *p) {
 extern "C" int kd_max_pool2d_forward(int dtype, void *y, int64_t *argmax, const void *x, const kd_pool2d *p) {
   KD_POOL_PRELUDE("max_pool2d_forward", p->n * p->c * p->oh * p->ow);
   KD_DISPATCH_FLOAT(dtype, "max_pool2d_forward",
-    max_forward<scalar_t><<<kd::grid_for(total), kd::kThreads>>>(static_cast<scalar_t *>(y), argmax,
-                                                                  static_cast<const scalar_t *>(x), *p));
+    kd::launch(max_forward<scalar_t>, kd::grid_for(total), kd::kThreads, static_cast<scalar_t *>(y), argmax,
+               static_cast<const scalar_t *>(x), *p));
   return kd::check_launch("max_pool2d_forward");
 }
 
@@ -127,24 +127,23 @@ extern "C" int kd_max_pool2d_backward(int dtype, void *gx, const void *gy, const
   KD_DISPATCH_FLOAT(dtype, "max_pool2d_backward",
     if (cudaMemsetAsync(gx, 0, gx_size * sizeof(scalar_t)) != cudaSuccess)
       return kd::check_launch("max_pool2d_backward");
-    max_backward<scalar_t><<<kd::grid_for(total), kd::kThreads>>>(static_cast<scalar_t *>(gx),
-                                                                   static_cast<const scalar_t *>(gy),
-                                                                   argmax, *p));
+    kd::launch(max_backward<scalar_t>, kd::grid_for(total), kd::kThreads, static_cast<scalar_t *>(gx),
+               static_cast<const scalar_t *>(gy), argmax, *p));
   return kd::check_launch("max_pool2d_backward");
 }
 
 extern "C" int kd_avg_pool2d_forward(int dtype, void *y, const void *x, const kd_pool2d *p) {
   KD_POOL_PRELUDE("avg_pool2d_forward", p->n * p->c * p->oh * p->ow);
   KD_DISPATCH_FLOAT(dtype, "avg_pool2d_forward",
-    avg_forward<scalar_t><<<kd::grid_for(total), kd::kThreads>>>(static_cast<scalar_t *>(y),
-                                                                  static_cast<const scalar_t *>(x), *p));
+    kd::launch(avg_forward<scalar_t>, kd::grid_for(total), kd::kThreads, static_cast<scalar_t *>(y),
+               static_cast<const scalar_t *>(x), *p));
   return kd::check_launch("avg_pool2d_forward");
 }
 
 extern "C" int kd_avg_pool2d_backward(int dtype, void *gx, const void *gy, const kd_pool2d *p) {
   KD_POOL_PRELUDE("avg_pool2d_backward", p->n * p->c * p->h * p->w);
   KD_DISPATCH_FLOAT(dtype, "avg_pool2d_backward",
-    avg_backward<scalar_t><<<kd::grid_for(total), kd::kThreads>>>(static_cast<scalar_t *>(gx),
-                                                                   static_cast<const scalar_t *>(gy), *p));
+    kd::launch(avg_backward<scalar_t>, kd::grid_for(total), kd::kThreads, static_cast<scalar_t *>(gx),
+               static_cast<const scalar_t *>(gy), *p));
   return kd::check_launch("avg_pool2d_backward");
 }

@@ -87,8 +87,8 @@ int launch_random(int dtype, void *out, int64_t n, double a, double b, uint64_t 
   if (n == 0) return KD_OK;
   KD_DISPATCH_FLOAT(dtype, op,
     constexpr int P = per_group<scalar_t>();
-    random_kernel<scalar_t, KIND><<<kd::grid_for((n + P - 1) / P), kd::kThreads>>>(
-        static_cast<scalar_t *>(out), n, a, b, seed));
+    kd::launch(random_kernel<scalar_t, KIND>, kd::grid_for((n + P - 1) / P), kd::kThreads,
+               static_cast<scalar_t *>(out), n, a, b, seed));
   return kd::check_launch(op);
 }
 

@@ -180,10 +180,10 @@ void launch_rows(typename Reducer<T, OP>::Out *out, typename Reducer<T, OP>::Acc
                  int64_t rows, int64_t k, int64_t chunk, int64_t splits, bool warp_rows) {
   if (warp_rows) {
     dim3 grid((unsigned)kd::ceil_div(rows, kd::kThreads / 32), (unsigned)splits);
-    reduce_rows<T, OP, PARTIAL, 32><<<grid, kd::kThreads>>>(out, partial, in, rows, k, chunk);
+    kd::launch(reduce_rows<T, OP, PARTIAL, 32>, grid, kd::kThreads, out, partial, in, rows, k, chunk);
   } else {
     dim3 grid((unsigned)rows, (unsigned)splits);
-    reduce_rows<T, OP, PARTIAL, 512><<<grid, 512>>>(out, partial, in, rows, k, chunk);
+    kd::launch(reduce_rows<T, OP, PARTIAL, 512>, grid, 512, out, partial, in, rows, k, chunk);
   }
 }
 
@@ -208,12 +208,12 @@ int run_reduce(void *out_, const void *in, int64_t outer, int64_t k, int64_t inn
                                           p.splits <= 1024);
   } else {
     dim3 grid((unsigned)kd::ceil_div(outer * inner, kd::kThreads), (unsigned)p.splits);
-    reduce_columns<T, OP, false><<<grid, kd::kThreads>>>(partial ? nullptr : out, partial, in, outer, k,
-                                                         inner, p.chunk);
+    kd::launch(reduce_columns<T, OP, false>, grid, kd::kThreads, partial ? nullptr : out, partial, in, outer,
+               k, inner, p.chunk);
     if (partial) {
       dim3 grid2((unsigned)kd::ceil_div(outer * inner, kd::kThreads), 1);
-      reduce_columns<T, OP, true><<<grid2, kd::kThreads>>>(out, nullptr, partial, 1, p.splits,
-                                                           outer * inner, p.splits);
+      kd::launch(reduce_columns<T, OP, true>, grid2, kd::kThreads, out, nullptr, partial, 1, p.splits,
+                 outer * inner, p.splits);
     }
   }
   return kd::check_launch("reduce");

@@ -84,7 +84,7 @@ __global__ void softmax_columns(T *out, const T *in, int64_t outer, int64_t k, i
 
 template <typename T, int GROUP>
 __global__ void xent_forward(T *loss, T *probs, const T *logits, const int64_t *labels, int64_t n,
-                             int64_t c) {
+                             int64_t c, kd_fault *fault, int64_t ticket) {
   int64_t row;
   int lane;
   row_position<GROUP>(row, lane);
@@ -97,8 +97,14 @@ __global__ void xent_forward(T *loss, T *probs, const T *logits, const int64_t *
   for (int64_t j = lane; j < c; j += GROUP) p[j] = T(kd::fast_exp((Acc<T>)x[j] - m) * inv);
   if (lane == 0) {
     int64_t label = labels[row];
-    // An out-of-range label cannot raise from a kernel; it yields NaN loss instead of reading out of bounds.
-    loss[row] = (label >= 0 && label < c) ? T(log(s) - ((Acc<T>)x[label] - m)) : T(NAN);
+    // An out-of-range label cannot raise from a kernel: it yields a NaN loss instead of reading out of
+    // bounds, and the first one is recorded for the host to raise at its next synchronisation.
+    if (label >= 0 && label < c) {
+      loss[row] = T(log(s) - ((Acc<T>)x[label] - m));
+    } else {
+      loss[row] = T(NAN);
+      kd::record_fault(fault, ticket, row, label);
+    }
   }
 }
 
@@ -116,14 +122,13 @@ template <typename T, bool LOG>
 void launch_softmax(T *out, const T *in, int64_t outer, int64_t k, int64_t inner) {
   if (inner == 1) {
     if (k <= 1024)
-      softmax_rows<T, 32, LOG><<<(unsigned)kd::ceil_div(outer, kd::kThreads / 32), kd::kThreads>>>(
-          out, in, outer, k);
+      kd::launch(softmax_rows<T, 32, LOG>, (unsigned)kd::ceil_div(outer, kd::kThreads / 32), kd::kThreads,
+                 out, in, outer, k);
     else
-      softmax_rows<T, 512, LOG><<<(unsigned)outer, 512>>>(out, in, outer, k);
+      kd::launch(softmax_rows<T, 512, LOG>, (unsigned)outer, 512, out, in, outer, k);
   } else {
-    softmax_columns<T, LOG><<<(unsigned)kd::ceil_div(outer * inner, kd::kThreads), kd::kThreads>>>(
-        out, in, outer, k,
-                                                                                                   inner);
+    kd::launch(softmax_columns<T, LOG>, (unsigned)kd::ceil_div(outer * inner, kd::kThreads), kd::kThreads,
+               out, in, outer, k, inner);
   }
 }
 
@@ -141,17 +146,18 @@ extern "C" int kd_softmax(int dtype, void *out, const void *a, int64_t outer, in
 }
 
 extern "C" int kd_softmax_xent_forward(int dtype, void *loss, void *probs, const void *logits,
-                                       const int64_t *labels, int64_t n, int64_t c) {
+                                       const int64_t *labels, int64_t n, int64_t c, kd_fault *fault,
+                                       int64_t ticket) {
   if (n == 0) return KD_OK;
   if (c == 0) return kd::fail(KD_ERR_ARGUMENT, "softmax_xent_forward: no classes");
   KD_DISPATCH_FLOAT(dtype, "softmax_xent_forward",
     auto *l = static_cast<scalar_t *>(loss); auto *p = static_cast<scalar_t *>(probs);
     auto *x = static_cast<const scalar_t *>(logits);
     if (c <= 1024)
-      xent_forward<scalar_t, 32><<<(unsigned)kd::ceil_div(n, kd::kThreads / 32), kd::kThreads>>>(
-          l, p, x, labels, n, c);
+      kd::launch(xent_forward<scalar_t, 32>, (unsigned)kd::ceil_div(n, kd::kThreads / 32), kd::kThreads, l, p,
+                 x, labels, n, c, fault, ticket);
     else
-      xent_forward<scalar_t, 512><<<(unsigned)n, 512>>>(l, p, x, labels, n, c));
+      kd::launch(xent_forward<scalar_t, 512>, (unsigned)n, 512, l, p, x, labels, n, c, fault, ticket));
   return kd::check_launch("softmax_xent_forward");
 }
 
@@ -159,8 +165,7 @@ extern "C" int kd_softmax_xent_backward(int dtype, void *dlogits, const void *pr
                                         const void *g, int64_t n, int64_t c) {
   if (n * c == 0) return KD_OK;
   KD_DISPATCH_FLOAT(dtype, "softmax_xent_backward",
-    xent_backward<scalar_t><<<kd::grid_for(n * c), kd::kThreads>>>(
-        static_cast<scalar_t *>(dlogits), static_cast<const scalar_t *>(probs), labels,
-        static_cast<const scalar_t *>(g), n, c));
+    kd::launch(xent_backward<scalar_t>, kd::grid_for(n * c), kd::kThreads, static_cast<scalar_t *>(dlogits),
+               static_cast<const scalar_t *>(probs), labels, static_cast<const scalar_t *>(g), n, c));
   return kd::check_launch("softmax_xent_backward");
 }

@@ -1,14 +1,48 @@
 // Library-wide plumbing: the thread-local error message, launch checks, device facts and iteration-space
 // collapsing shared by every kernel family.
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cuda.h>
 
 #include "kd_common.cuh"
 
 namespace {
 thread_local char g_error[512] = "";
 int g_sms[64] = {0};
+
+// cuLaunchKernel and cuGetErrorString, fetched from the driver through the runtime (so the library needs no
+// link against libcuda); null where the driver does not offer them.
+using LaunchKernelFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                    unsigned, CUstream, void **, void **);
+using ErrorStringFn = CUresult (*)(CUresult, const char **);
+
+template <typename F>
+F driver_function(const char *name) {
+  void *fn = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  if (cudaGetDriverEntryPointByVersion(name, &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return reinterpret_cast<F>(fn);
+}
+
+// Direct-mapped cache of (host stub, device) -> CUfunction; a collision just looks the function up again.
+struct CachedFunction {
+  const void *kernel;
+  int device;
+  CUfunction fn;
+};
+constexpr int kFunctionSlots = 512;
+thread_local CachedFunction g_functions[kFunctionSlots] = {};
+
+// The first launch failure since the last check_launch: a driver CUresult or a runtime cudaError_t.
+thread_local int g_launch_driver_error = 0;
+thread_local int g_launch_runtime_error = 0;
 }  // namespace
 
 namespace kd {
@@ -21,7 +55,51 @@ int fail(int code, const char *fmt, ...) {
   return code;
 }
 
+void launch_raw(const void *kernel, dim3 grid, dim3 block, size_t shared, void **args) {
+  // KEYDNN_CUDA_RUNTIME_LAUNCH=1 keeps every launch on cudaLaunchKernel (for comparisons and as a fallback).
+  static const LaunchKernelFn driver_launch =
+      getenv("KEYDNN_CUDA_RUNTIME_LAUNCH") ? nullptr : driver_function<LaunchKernelFn>("cuLaunchKernel");
+  int dev = 0;
+  if (driver_launch != nullptr && cudaGetDevice(&dev) == cudaSuccess) {
+    CachedFunction &slot =
+        g_functions[(((uintptr_t)kernel >> 4) ^ ((uintptr_t)dev * 40503u)) % kFunctionSlots];
+    if (slot.kernel != kernel || slot.device != dev) {
+      cudaFunction_t fn = nullptr;
+      if (cudaGetFuncBySymbol(&fn, kernel) == cudaSuccess && fn != nullptr) {
+        slot = {kernel, dev, reinterpret_cast<CUfunction>(fn)};
+      } else {
+        cudaGetLastError();
+        slot = {};
+      }
+    }
+    if (slot.kernel == kernel) {
+      CUresult r = driver_launch(slot.fn, grid.x, grid.y, grid.z, block.x, block.y, block.z, (unsigned)shared,
+                                 nullptr, args, nullptr);
+      if (r != CUDA_SUCCESS && g_launch_driver_error == 0) g_launch_driver_error = (int)r;
+      return;
+    }
+  }
+  cudaError_t err = cudaLaunchKernel(kernel, grid, block, args, shared, nullptr);
+  if (err != cudaSuccess && g_launch_runtime_error == 0) g_launch_runtime_error = (int)err;
+}
+
 int check_launch(const char *op) {
+  if (g_launch_driver_error != 0) {
+    static const ErrorStringFn error_string = driver_function<ErrorStringFn>("cuGetErrorString");
+    const int code = g_launch_driver_error;
+    g_launch_driver_error = 0;
+    const char *msg = nullptr;
+    if (error_string == nullptr || error_string((CUresult)code, &msg) != CUDA_SUCCESS || msg == nullptr)
+      msg = "unknown driver error";
+    cudaGetLastError();
+    return fail(KD_ERR_CUDA, "%s: %s (CUDA driver error %d)", op, msg, code);
+  }
+  if (g_launch_runtime_error != 0) {
+    const cudaError_t launch_err = (cudaError_t)g_launch_runtime_error;
+    g_launch_runtime_error = 0;
+    cudaGetLastError();
+    return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(launch_err), (int)launch_err);
+  }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(err),
                                       (int)err);
@@ -94,4 +172,23 @@ bool fits_int32(const kd_iter &it) {
 
 extern "C" const char *kd_last_error(void) { return g_error; }
 
-extern "C" int kd_abi_version(void) { return 1; }
+extern "C" int kd_abi_version(void) { return 2; }
+
+extern "C" int64_t kd_sizeof(const char *name) {
+  static const struct {
+    const char *name;
+    int64_t size;
+  } sizes[] = {{"kd_iter", sizeof(kd_iter)},
+               {"kd_scalar", sizeof(kd_scalar)},
+               {"kd_fault", sizeof(kd_fault)},
+               {"kd_pool2d", sizeof(kd_pool2d)},
+               {"kd_binary_args", sizeof(kd_binary_args)},
+               {"kd_binary_scalar_args", sizeof(kd_binary_scalar_args)},
+               {"kd_unary_args", sizeof(kd_unary_args)},
+               {"kd_cast_args", sizeof(kd_cast_args)},
+               {"kd_fill_args", sizeof(kd_fill_args)},
+               {"kd_gemm_args", sizeof(kd_gemm_args)}};
+  for (const auto &s : sizes)
+    if (strcmp(s.name, name) == 0) return s.size;
+  return -1;
+}

@@ -47,23 +47,86 @@ typedef struct {
   int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
 } kd_pool2d;
 
+/* A check a kernel cannot raise: the first failing launch in stream order (while ticket == 0) writes its
+ * ticket (> 0), the index of the offending element and its value. The host reads the record after its next
+ * synchronisation, raises the error there and clears the record. */
+typedef struct {
+  int64_t ticket, index, value;
+} kd_fault;
+
 const char *kd_last_error(void);
 int kd_abi_version(void);
 
-/* elementwise: it == NULL means every operand is contiguous with n elements */
-int kd_binary(int op, int dtype, void *out, const void *a, const void *b, int64_t n, const kd_iter *it);
+/* The hottest entry points take their arguments in one record (kd_*_args) plus the iteration space:
+ * Python packs the record with one precompiled struct call, and ctypes hands a bytes object to a pointer
+ * parameter without converting anything, where each separately declared argument costs a conversion.
+ * kd_sizeof() reports the record sizes so the Python side can refuse a library whose layout differs.
+ * it == NULL means every operand is contiguous with n elements. */
+typedef struct {
+  int32_t op, dtype;
+  void *out;
+  const void *a, *b;
+  int64_t n;
+} kd_binary_args;
 /* scalar_left: 0 -> out = a op s, 1 -> out = s op a */
-int kd_binary_scalar(int op, int dtype, void *out, const void *a, kd_scalar s, int scalar_left, int64_t n,
-                     const kd_iter *it);
-int kd_unary(int op, int dtype, void *out, const void *a, int64_t n, const kd_iter *it);
+typedef struct {
+  int32_t op, dtype;
+  void *out;
+  const void *a;
+  kd_scalar s;
+  int32_t scalar_left, pad_;
+  int64_t n;
+} kd_binary_scalar_args;
+typedef struct {
+  int32_t op, dtype;
+  void *out;
+  const void *a;
+  int64_t n;
+} kd_unary_args;
+/* op holds the output dtype, dtype the input's */
+typedef struct {
+  int32_t out_dtype, in_dtype;
+  void *out;
+  const void *a;
+  int64_t n;
+} kd_cast_args;
+typedef struct {
+  int32_t dtype, pad_;
+  void *out;
+  kd_scalar value;
+  int64_t n;
+} kd_fill_args;
+
+/* One cuBLAS GEMM in cuBLAS's own (column-major) terms: batch == 1 calls cublasGemmEx, more calls
+ * cublasGemmStridedBatchedEx with the element strides. A, B and C share `dtype` (a cudaDataType). */
+typedef struct {
+  void *handle;
+  const void *alpha, *beta; /* host scalars (CUBLAS_POINTER_MODE_HOST) */
+  const void *a, *b;
+  void *c;
+  int64_t stride_a, stride_b, stride_c;
+  int32_t transa, transb, m, n, k, lda, ldb, ldc, dtype, compute, batch, algo;
+} kd_gemm_args;
+
+/* sizeof the record named by `name` ("kd_binary_args", ...), or -1 for an unknown name */
+int64_t kd_sizeof(const char *name);
+
+int kd_binary(const kd_binary_args *args, const kd_iter *it);
+int kd_binary_scalar(const kd_binary_scalar_args *args, const kd_iter *it);
+int kd_unary(const kd_unary_args *args, const kd_iter *it);
 int kd_clip(int dtype, void *out, const void *a, kd_scalar lo, kd_scalar hi, int has_lo, int has_hi,
             int64_t n, const kd_iter *it);
 /* a or b NULL: use the scalar instead */
 int kd_where(int dtype, void *out, const void *cond, const void *a, const void *b, kd_scalar sa,
              kd_scalar sb, int64_t n, const kd_iter *it);
-int kd_cast(int out_dtype, int in_dtype, void *out, const void *a, int64_t n, const kd_iter *it);
-int kd_fill(int dtype, void *out, kd_scalar value, int64_t n, const kd_iter *it);
+int kd_cast(const kd_cast_args *args, const kd_iter *it);
+int kd_fill(const kd_fill_args *args, const kd_iter *it);
 int kd_arange(int dtype, void *out, kd_scalar start, kd_scalar step, int64_t n);
+
+/* cuBLAS GEMM through addresses bound once: kd_blas_bind takes cublasGemmEx and
+ * cublasGemmStridedBatchedEx; kd_gemm returns cuBLAS's status (CUBLAS_STATUS_NOT_INITIALIZED unbound). */
+int kd_blas_bind(void *gemm_ex, void *gemm_strided_batched_ex);
+int kd_gemm(const kd_gemm_args *args);
 
 /* reductions over the middle axis of a contiguous (outer, k, inner) array; out is (outer, inner) */
 int64_t kd_reduce_workspace(int op, int dtype, int64_t outer, int64_t k, int64_t inner);
@@ -84,8 +147,10 @@ int kd_dropout_mask(int dtype, void *out, int64_t n, double p, uint64_t seed);
 
 /* softmax over the middle axis of a contiguous (outer, k, inner) array */
 int kd_softmax(int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner, int log);
+/* A label outside [0, c) gives that row a NaN loss and, when `fault` is given, is recorded there under
+ * `ticket` (see kd_fault) */
 int kd_softmax_xent_forward(int dtype, void *loss, void *probs, const void *logits, const int64_t *labels,
-                            int64_t n, int64_t c);
+                            int64_t n, int64_t c, kd_fault *fault, int64_t ticket);
 int kd_softmax_xent_backward(int dtype, void *dlogits, const void *probs, const int64_t *labels,
                              const void *g, int64_t n, int64_t c);
 

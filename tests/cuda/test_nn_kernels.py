@@ -68,6 +68,37 @@ def test_softmax_xent(kt, rng, n_c, dtype):
     assert_close(kt.to_host(d), REF.softmax_xent_backward(ref_probs, labels, g), **_tol(dtype))
 
 
+def test_softmax_xent_bad_label_raises_at_the_next_synchronisation(kt):
+    from keydnn.infrastructure.backends import cuda
+    from keydnn.infrastructure.backends.cuda import faults
+
+    logits = kt.from_host(np.zeros((4, 3), np.float32))
+    loss, _ = kt.softmax_xent_forward(logits, kt.from_host(np.array([0, 1, 5, 2])))  # no read-back: no raise
+    later, _ = kt.softmax_xent_forward(logits, kt.from_host(np.array([-1, 0, 0, 0])))
+    with pytest.raises(ShapeError, match=r"labels must be in \[0, 3\), got 5 at row 2") as info:
+        kt.to_host(later)  # any read-back reports the first failing call, not the one read
+    assert "device=cuda:0" in str(info.value) and "shape=(4, 3)" in str(info.value)
+    assert np.isnan(kt.to_host(loss)[2]) and np.isfinite(kt.to_host(loss)[[0, 1, 3]]).all()
+    # the record was cleared with the report: the device and the op stay usable
+    good, _ = kt.softmax_xent_forward(logits, kt.from_host(np.array([2, 1, 0, 2])))
+    assert_close(kt.to_host(good), np.full(4, np.log(3.0), np.float32), rtol=1e-6)
+    kt.softmax_xent_forward(logits, kt.from_host(np.array([0, 0, 0, 3])))
+    with pytest.raises(ShapeError, match=r"got 3 at row 3"):
+        cuda.synchronize(0)
+    assert not faults._faults[0].pending
+
+
+def test_faults_forget_the_oldest_tickets_without_a_synchronisation(kt):
+    from keydnn.infrastructure.backends.cuda import faults
+
+    logits, labels = kt.from_host(np.zeros((2, 3), np.float32)), kt.from_host(np.array([0, 1]))
+    for _ in range(faults.MAX_PENDING + 10):
+        kt.softmax_xent_forward(logits, labels)
+    assert len(faults._faults[0].pending) <= faults.MAX_PENDING
+    kt.to_host(labels)
+    assert not faults._faults[0].pending
+
+
 POOLS = [
     ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
     ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1)),

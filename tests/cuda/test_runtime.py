@@ -135,3 +135,11 @@ def test_copy_between_devices(kt, rng):
         other = cuda.copy_between_devices(view, 1)
         assert other.device == 1
         assert_close(cuda.table(1).to_host(other), a.T)
+
+
+def test_packed_records_match_the_library_layout(kt):
+    from keydnn.infrastructure.backends.cuda import _lib
+
+    for name, record in _lib._RECORDS.items():
+        assert _lib.lib.kd_sizeof(name.encode()) == record.size, name
+    assert _lib.lib.kd_sizeof(b"no_such_record") == -1

@@ -76,3 +76,19 @@ def test_seed_cuda_example_runs_on_device():
     expected = 2 * x.to_numpy().astype(np.float64).sum(0) @ np.ones(1024) / 1024**2
     assert "cuda:0" in repr(y)
     np.testing.assert_allclose(x.grad.to_numpy().sum(1)[0], expected, rtol=1e-3)
+
+
+def test_cross_entropy_with_a_bad_label_raises_at_item_and_leaves_the_model_usable():
+    from keydnn.domain.errors import ShapeError
+
+    rng = np.random.default_rng(0)
+    x = Tensor.from_numpy(rng.standard_normal((8, 4)).astype(np.float32), device="cuda:0")
+    model, loss_fn = Linear(4, 3).to("cuda:0"), SoftmaxCrossEntropy()
+    bad = Tensor.from_numpy(np.array([0, 1, 2, 3, 0, 1, 2, 0]), device="cuda:0")
+    loss = loss_fn(model(x), bad)
+    with pytest.raises(ShapeError, match=r"softmax_cross_entropy: labels must be in \[0, 3\), got 3 at row 3"):
+        loss.item()
+    good = Tensor.from_numpy(np.array([0, 1, 2, 2, 0, 1, 2, 0]), device="cuda:0")
+    loss = loss_fn(model(x), good)
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.isfinite(model.weight.grad.to_numpy()).all()

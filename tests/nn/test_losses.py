@@ -110,6 +110,8 @@ def test_loss_errors_name_the_op():
         L.softmax_cross_entropy(Tensor.ones((2, 3)), Tensor.from_numpy(np.array([True, False])))
     with pytest.raises(ShapeError, match="labels must be in"):
         L.softmax_cross_entropy(Tensor.ones((2, 3)), np.array([0, 3]))
+    with pytest.raises(ShapeError, match=r"got range \[-1, 0\]"):  # NumPy would wrap -1 around silently
+        L.softmax_cross_entropy(Tensor.ones((2, 3)), np.array([0, -1]))
 
 
 def test_seed_function_style_names(reg):

@@ -66,7 +66,8 @@ KERNELS: dict[str, str] = {
     # fused nn kernels
     "softmax": "(a, axis)",
     "log_softmax": "(a, axis)",
-    "softmax_xent_forward": "(logits (N,C), labels int64 (N,)) -> (loss (N,), probs (N,C))",
+    "softmax_xent_forward": "(logits (N,C), labels int64 (N,)) -> (loss (N,), probs (N,C)); a label outside "
+                            "[0, C) raises ShapeError (a device backend may raise at its next synchronisation)",
     "softmax_xent_backward": "(probs (N,C), labels (N,), g (N,)) -> dlogits (N,C) = (probs - onehot) * g[:,None]",
     "sgd_step": "(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay) -> None, in place",
     "adam_step": "(params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled) -> None, in place",

@@ -14,7 +14,7 @@ from typing import Any
 from keydnn.domain.errors import DeviceNotSupportedError
 from keydnn.infrastructure.backends.contract import KERNELS
 
-from . import _cudart, _lib, allocator
+from . import _cudart, _lib, allocator, faults
 from .storage import CudaArray, contiguous, empty
 
 __all__ = [
@@ -113,11 +113,13 @@ def table(index: int = 0) -> SimpleNamespace:
 
 
 def synchronize(index: int | None = None) -> None:
-    """Wait for all work queued on cuda:``index`` (the current device when None)."""
+    """Wait for all work queued on cuda:``index`` (the current device when None), then raise any error a
+    kernel recorded (see faults)."""
     if index is not None:
         _require("synchronize", index)
         _cudart.set_device(index)
     _cudart.synchronize()
+    faults.raise_pending(index if index is not None else max(_cudart.current_device, 0))
 
 
 def memory_stats(index: int = 0) -> dict[str, int]:

@@ -106,6 +106,11 @@ def call(op: str, name: str, *args: object) -> None:
     check(getattr(lib(), name)(*args), f"{op} ({name})")
 
 
+def address(fn: object) -> int:
+    """The address of a loaded C function (for KeyDNN's library to call it directly)."""
+    return ctypes.cast(fn, c_void_p).value or 0
+
+
 def create_handle() -> int:
     """A new cuBLAS handle on the current device (cudaSetDevice first)."""
     h = c_void_p()

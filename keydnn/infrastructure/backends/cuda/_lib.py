@@ -4,6 +4,13 @@ Every exported function is declared once in ``_SIGNATURES``; ``check`` turns a n
 NativeLibraryError('keydnn_cuda', op, message, code) with the library's own message. Iteration spaces
 (``kd_iter``) are packed into immutable bytes with one precompiled ``struct`` call, which is cheaper than
 filling a ctypes Structure and safe across threads.
+
+The hottest entry points (binary, binary_scalar, unary, cast, fill, gemm) take one argument record instead of
+separate arguments: ``lib.kd_binary(pack_binary(op, dtype, out, a, b, n), it)``. ctypes converts each
+declared argument into a temporary object (about 0.15 us apiece), but hands a bytes object or None to a
+pointer parameter as it is, so a packed call costs one ``struct`` call plus a bare call. ``_load`` checks
+every record's size against the library's ``kd_sizeof``. The library is loaded as a ``PyDLL``: none of its
+functions waits for the device, so there is no reason to release and re-take the GIL around each launch.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from keydnn.domain.errors import NativeLibraryError, ShapeError
 LIBRARY = "keydnn_cuda"
 MAX_DIMS = 8
 MAX_OPERANDS = 4
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # Codes mirrored from native/include/keydnn_cuda.h.
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, RELU_BACKWARD, EQ, NE, LT, LE, GT, GE = range(14)
@@ -43,6 +50,25 @@ class Pool2d(ctypes.Structure):
 
 
 _ITER = struct.Struct(f"<ii{MAX_DIMS}q{MAX_OPERANDS * MAX_DIMS}q")
+
+# The kd_*_args records of keydnn_cuda.h in native layout ("@": C alignment; every record ends on an
+# 8-byte field, so there is no trailing padding to add). kd_scalar is (double f, int64 i).
+_RECORDS = {
+    "kd_binary_args": struct.Struct("@iiPPPq"),  # op, dtype, out, a, b, n
+    "kd_binary_scalar_args": struct.Struct("@iiPPdqiiq"),  # op, dtype, out, a, s.f, s.i, scalar_left, 0, n
+    "kd_unary_args": struct.Struct("@iiPPq"),  # op, dtype, out, a, n
+    "kd_cast_args": struct.Struct("@iiPPq"),  # out_dtype, in_dtype, out, a, n
+    "kd_fill_args": struct.Struct("@iiPdqq"),  # dtype, 0, out, value.f, value.i, n
+    # handle, alpha, beta, a, b, c, stride_a, stride_b, stride_c,
+    # transa, transb, m, n, k, lda, ldb, ldc, dtype, compute, batch, algo
+    "kd_gemm_args": struct.Struct("@PPPPPPqqq12i"),
+}
+pack_binary = _RECORDS["kd_binary_args"].pack
+pack_binary_scalar = _RECORDS["kd_binary_scalar_args"].pack
+pack_unary = _RECORDS["kd_unary_args"].pack
+pack_cast = _RECORDS["kd_cast_args"].pack
+pack_fill = _RECORDS["kd_fill_args"].pack
+pack_gemm = _RECORDS["kd_gemm_args"].pack
 _ZEROS = (0,) * MAX_DIMS
 
 
@@ -95,13 +121,17 @@ _I64P = _c.POINTER(_c.c_int64)
 _SIGNATURES: dict[str, tuple] = {
     "kd_last_error": (_c.c_char_p, []),
     "kd_abi_version": (_INT, []),
-    "kd_binary": (_INT, [_INT, _INT, _P, _P, _P, _I64, _ITERP]),
-    "kd_binary_scalar": (_INT, [_INT, _INT, _P, _P, Scalar, _INT, _I64, _ITERP]),
-    "kd_unary": (_INT, [_INT, _INT, _P, _P, _I64, _ITERP]),
+    "kd_sizeof": (_I64, [_c.c_char_p]),
+    # packed: (record bytes, kd_iter bytes or None), passed undeclared (argtypes None) so nothing converts
+    "kd_binary": (_INT, None),
+    "kd_binary_scalar": (_INT, None),
+    "kd_unary": (_INT, None),
+    "kd_cast": (_INT, None),
+    "kd_fill": (_INT, None),
+    "kd_gemm": (_INT, None),  # returns a cuBLAS status
+    "kd_blas_bind": (_INT, [_P, _P]),
     "kd_clip": (_INT, [_INT, _P, _P, Scalar, Scalar, _INT, _INT, _I64, _ITERP]),
     "kd_where": (_INT, [_INT, _P, _P, _P, _P, Scalar, Scalar, _I64, _ITERP]),
-    "kd_cast": (_INT, [_INT, _INT, _P, _P, _I64, _ITERP]),
-    "kd_fill": (_INT, [_INT, _P, Scalar, _I64, _ITERP]),
     "kd_arange": (_INT, [_INT, _P, Scalar, Scalar, _I64]),
     "kd_reduce_workspace": (_I64, [_INT, _INT, _I64, _I64, _I64]),
     "kd_reduce": (_INT, [_INT, _INT, _P, _P, _I64, _I64, _I64, _P, _I64]),
@@ -111,7 +141,7 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_normal": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
     "kd_dropout_mask": (_INT, [_INT, _P, _I64, _D, _c.c_uint64]),
     "kd_softmax": (_INT, [_INT, _P, _P, _I64, _I64, _I64, _INT]),
-    "kd_softmax_xent_forward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
+    "kd_softmax_xent_forward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64, _P, _I64]),
     "kd_softmax_xent_backward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
     "kd_sgd_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _I64P, _D, _D, _D, _INT, _D]),
     "kd_adam_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _I64, _INT]),
@@ -146,12 +176,16 @@ def _load() -> tuple[_Library | None, str]:
     if not path.exists():
         return None, f"{path} not built (run: python native/build.py --cuda-only)"
     try:
-        lib = _Library(ctypes.CDLL(str(path)))
+        lib = _Library(ctypes.PyDLL(str(path)))
     except (OSError, AttributeError) as exc:
         return None, f"cannot load {path}: {exc}"
     version = lib.kd_abi_version()
     if version != ABI_VERSION:
         return None, f"{path} has ABI version {version}, expected {ABI_VERSION}: rebuild it"
+    for name, record in _RECORDS.items():
+        size = lib.kd_sizeof(name.encode())
+        if size != record.size:
+            return None, f"{path}: {name} is {size} bytes, KeyDNN packs {record.size}: rebuild it"
     return lib, ""
 
 
@@ -166,6 +200,22 @@ def check(status: int, op: str) -> None:
 
 
 _SCALARS: dict[tuple[type, float | int | bool], Scalar] = {}
+_PARTS: dict[tuple[type, float | int | bool], tuple[float, int]] = {}
+
+
+def scalar_parts(value: float | int | bool) -> tuple[float, int]:
+    """(f, i) of a kd_scalar holding ``value``, for the packed records (memoised)."""
+    key = (type(value), value)
+    parts = _PARTS.get(key)
+    if parts is None:
+        if isinstance(value, float):
+            parts = (value, int(value) if value == value and abs(value) < 9.2e18 else 0)
+        else:
+            iv = int(value)
+            parts = (float(iv), iv)
+        if len(_PARTS) < 1024 and value == value:
+            _PARTS[key] = parts
+    return parts
 
 
 def scalar(value: float | int | bool) -> Scalar:
@@ -175,12 +225,7 @@ def scalar(value: float | int | bool) -> Scalar:
     cached = _SCALARS.get(key)
     if cached is not None:
         return cached
-    if isinstance(value, float):
-        iv = int(value) if value == value and abs(value) < 9.2e18 else 0
-        s = Scalar(value, iv)
-    else:
-        iv = int(value)
-        s = Scalar(float(iv), iv)
+    s = Scalar(*scalar_parts(value))
     if len(_SCALARS) < 1024 and value == value:
         _SCALARS[key] = s
     return s

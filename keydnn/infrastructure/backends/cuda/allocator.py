@@ -1,5 +1,8 @@
 """Caching device allocator: freed blocks return to a per-device free list keyed by size class for reuse.
 
+``take`` hands out (address, block size); the owning CudaArray gives the block back with ``release`` when it
+dies (storage.py), so there is no separate block object per allocation.
+
 cudaMalloc runs only on a miss (and cudaFree only in ``empty_cache``), so the steady state of a training loop
 makes no runtime allocation calls and never synchronises. Sizes round up to 512 B up to 1 MiB and to
 2 MiB above, so a loop of similar tensors lands in the same classes. Every kernel runs on the default stream,
@@ -24,58 +27,47 @@ def size_class(nbytes: int) -> int:
     return (nbytes + LARGE_ROUND - 1) // LARGE_ROUND * LARGE_ROUND
 
 
-class Block:
-    """One device allocation; returns itself to its allocator's cache when the last view of it dies."""
-
-    __slots__ = ("ptr", "nbytes", "device", "_owner", "__weakref__")
-
-    def __init__(self, ptr: int, nbytes: int, device: int, owner: DeviceAllocator | None) -> None:
-        self.ptr, self.nbytes, self.device, self._owner = ptr, nbytes, device, owner
-
-    def __del__(self) -> None:
-        owner = self._owner
-        if owner is not None:
-            self._owner = None
-            owner.release(self.ptr, self.nbytes)
-
-    def __repr__(self) -> str:
-        return f"Block(ptr=0x{self.ptr:x}, nbytes={self.nbytes}, device={self.device})"
-
-
 class DeviceAllocator:
     """The cache and statistics of one device."""
 
-    __slots__ = ("device", "free_blocks", "allocated_bytes", "reserved_bytes", "peak_allocated_bytes",
-                 "num_cuda_malloc", "num_cuda_free", "num_alloc", "cache_hits")
+    __slots__ = ("device", "free_blocks", "_classes", "allocated_bytes", "reserved_bytes",
+                 "peak_allocated_bytes", "num_cuda_malloc", "num_cuda_free", "cache_hits")
 
     def __init__(self, device: int) -> None:
         self.device = device
-        self.free_blocks: dict[int, list[int]] = {}
+        self.free_blocks: dict[int, list[int]] = {}  # block size -> cached block addresses
+        # request size -> (block size, that size's free list): a loop asks for the same few sizes
+        self._classes: dict[int, tuple[int, list[int]]] = {}
         self.allocated_bytes = 0
         self.reserved_bytes = 0
         self.peak_allocated_bytes = 0
         self.num_cuda_malloc = 0
         self.num_cuda_free = 0
-        self.num_alloc = 0
         self.cache_hits = 0
 
-    def allocate(self, nbytes: int) -> Block:
-        if nbytes <= 0:
-            return Block(0, 0, self.device, None)
-        size = size_class(nbytes)
-        cached = self.free_blocks.get(size)
-        if cached:
-            ptr = cached.pop()
+    def take(self, nbytes: int) -> tuple[int, int]:
+        """(device address, block size) of a block of at least ``nbytes``; (0, 0) for nothing."""
+        entry = self._classes.get(nbytes)
+        if entry is None:
+            if nbytes <= 0:
+                return 0, 0
+            size = size_class(nbytes)
+            entry = (size, self.free_blocks.setdefault(size, []))
+            if len(self._classes) < 4096:
+                self._classes[nbytes] = entry
+        size, blocks = entry
+        if blocks:
+            ptr = blocks.pop()
             self.cache_hits += 1
         else:
             ptr = self._cuda_malloc(size)
-        self.num_alloc += 1
         allocated = self.allocated_bytes = self.allocated_bytes + size
         if allocated > self.peak_allocated_bytes:
             self.peak_allocated_bytes = allocated
-        return Block(ptr, size, self.device, self)
+        return ptr, size
 
     def release(self, ptr: int, size: int) -> None:
+        """Return a block from ``take`` to the cache (no device call: later work is ordered after it)."""
         self.allocated_bytes -= size
         blocks = self.free_blocks.get(size)
         if blocks is None:
@@ -107,12 +99,11 @@ class DeviceAllocator:
         if not any(self.free_blocks.values()):
             return
         _cudart.set_device(self.device)
-        for size, ptrs in self.free_blocks.items():
+        for size, ptrs in self.free_blocks.items():  # the lists stay: _classes refers to them
             while ptrs:
                 _cudart.free(ptrs.pop())
                 self.num_cuda_free += 1
                 self.reserved_bytes -= size
-        self.free_blocks.clear()
 
     def stats(self) -> dict[str, int]:
         cached = sum(size * len(ptrs) for size, ptrs in self.free_blocks.items())
@@ -123,7 +114,7 @@ class DeviceAllocator:
             "peak_allocated_bytes": self.peak_allocated_bytes,
             "num_cuda_malloc": self.num_cuda_malloc,
             "num_cuda_free": self.num_cuda_free,
-            "num_alloc": self.num_alloc,
+            "num_alloc": self.cache_hits + self.num_cuda_malloc,
             "cache_hits": self.cache_hits,
         }
 
@@ -139,11 +130,6 @@ def allocator(device: int) -> DeviceAllocator:
     if alloc is None:
         alloc = _allocators[device] = DeviceAllocator(device)
     return alloc
-
-
-def allocate(nbytes: int, device: int) -> Block:
-    alloc = _allocators.get(device)
-    return (alloc if alloc is not None else allocator(device)).allocate(nbytes)
 
 
 def memory_stats(device: int = 0) -> dict[str, int]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
 
-from . import _cublas, _cudart, storage
+from . import _cublas, _cudart, _lib, storage
 from .storage import CudaArray
 
 _DTYPES = {np.dtype(np.float32): _cublas.CUDA_R_32F, np.dtype(np.float64): _cublas.CUDA_R_64F}
@@ -35,6 +35,10 @@ def tf32_enabled() -> bool:
 def _handle(device: int, math_mode: int) -> int:
     entry = _handles.get(device)
     if entry is None:
+        if not _handles:  # first handle of the process: give the library cuBLAS's GEMM entry points
+            cublas = _cublas.lib()
+            _lib.check(_lib.lib.kd_blas_bind(_cublas.address(cublas.cublasGemmEx),
+                                             _cublas.address(cublas.cublasGemmStridedBatchedEx)), "matmul")
         entry = _handles[device] = [_cublas.create_handle(), -1]
     if entry[1] != math_mode:
         _cublas.call("matmul", "cublasSetMathMode", entry[0], math_mode)
@@ -100,11 +104,18 @@ def _check(a: CudaArray, b: CudaArray) -> None:
 def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
     """``a @ b`` for operands of >= 2 dimensions, float32 or float64, on one device."""
     _check(a, b)
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if len(a.shape) == 2 and len(b.shape) == 2:  # the common case (Linear layers): one plain GEMM
+        out = storage.new((m, n), a.dtype, a.device)
+        if out.size:
+            a, op_a, lda = _matrix(a)
+            b, op_b, ldb = _matrix(b)
+            _gemm(a, b, out, op_a, op_b, lda, ldb, m, n, k, (1, 0, 0, 0))
+        return out
     try:
         batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     except ValueError:
         raise ShapeError("matmul", "batch dimensions do not broadcast", a, b) from None
-    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     out = storage.empty(batch + (m, n), a.dtype, a.device)
     if out.size == 0:
         return out
@@ -115,28 +126,32 @@ def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
     if dims and op_a == _cublas.OP_N and dims[-1][2] == 0 and dims[-1][1] == m * lda \
             and dims[-1][0] * m <= _INT_MAX:
         m *= dims.pop()[0]
-    if max(m, n, k, lda, ldb) > _INT_MAX:
-        raise ShapeError("matmul", "a matrix dimension exceeds cuBLAS's 32-bit limit", a, b)
+    inner = dims.pop() if dims else (1, 0, 0, 0)
+    size = a.itemsize
+    for idx in itertools.product(*(range(d[0]) for d in dims)):
+        offs = [sum(i * d[j] for i, d in zip(idx, dims, strict=True)) * size for j in (1, 2, 3)]
+        _gemm(a, b, out, op_a, op_b, lda, ldb, m, n, k, inner, offs)
+    return out
 
+
+def _gemm(a: CudaArray, b: CudaArray, out: CudaArray, op_a: int, op_b: int, lda: int, ldb: int,
+          m: int, n: int, k: int, inner: tuple[int, ...], offs: list[int] | tuple = (0, 0, 0)) -> None:
+    """One (strided-batched when inner[0] > 1) GEMM: inner = (count, stride_a, stride_b, stride_out)."""
+    if max(m, n, k, lda, ldb, inner[0]) > _INT_MAX:
+        raise ShapeError("matmul", "a matrix dimension or batch exceeds cuBLAS's 32-bit limit", a, b)
     dtype = _DTYPES[a.dtype]
     tf32 = _tf32 and dtype == _cublas.CUDA_R_32F
-    compute = {_cublas.CUDA_R_32F: _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F,
-               _cublas.CUDA_R_64F: _cublas.COMPUTE_64F}[dtype]
+    if dtype == _cublas.CUDA_R_32F:
+        compute = _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F
+    else:
+        compute = _cublas.COMPUTE_64F
     _cudart.set_device(a.device)
     handle = _handle(a.device, _cublas.TF32_TENSOR_OP_MATH if tf32 else _cublas.DEFAULT_MATH)
     one, zero = _cublas.ONE_ZERO[dtype]
-    size = a.itemsize
-    inner = dims.pop() if dims else (1, 0, 0, 0)
-    for idx in itertools.product(*(range(d[0]) for d in dims)):
-        offs = [sum(i * d[j] for i, d in zip(idx, dims, strict=True)) * size for j in (1, 2, 3)]
-        pa, pb, pc = a.ptr + offs[0], b.ptr + offs[1], out.ptr + offs[2]
-        # column-major: C^T (n x m) = op(B^T) (n x k) @ op(A^T) (k x m)
-        if inner[0] == 1:
-            _cublas.call("matmul", "cublasGemmEx", handle, op_b, op_a, n, m, k, one, pb, dtype, ldb,
-                         pa, dtype, lda, zero, pc, dtype, n, compute, _cublas.GEMM_DEFAULT)
-        else:
-            _cublas.call("matmul", "cublasGemmStridedBatchedEx", handle, op_b, op_a, n, m, k, one,
-                         pb, dtype, ldb, inner[2], pa, dtype, lda, inner[1], zero,
-                         pc, dtype, n, inner[3], inner[0], compute, _cublas.GEMM_DEFAULT)
-    return out
-
+    # column-major: C^T (n x m) = op(B^T) (n x k) @ op(A^T) (k x m)
+    record = _lib.pack_gemm(handle, one, zero, b.ptr + offs[1], a.ptr + offs[0], out.ptr + offs[2],
+                            inner[2], inner[1], inner[3], op_b, op_a, n, m, k, ldb, lda, n, dtype, compute,
+                            inner[0], _cublas.GEMM_DEFAULT)
+    status = _lib.lib.kd_gemm(record)
+    if status:
+        _cublas.check(status, "matmul (cublasGemm%sEx)" % ("StridedBatched" if inner[0] > 1 else ""))

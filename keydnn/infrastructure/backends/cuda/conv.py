@@ -19,8 +19,7 @@ import numpy as np
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, NativeLibraryError, ShapeError
 
 from ..numpy.conv import check_grad_shape, conv2d_output_hw
-from . import _cudart, _cudnn, allocator, blas, elementwise, storage
-from .allocator import Block
+from . import _cudart, _cudnn, blas, elementwise, storage
 from .storage import CudaArray
 
 _DTYPES = {np.dtype(np.float32): _cudnn.DATA_FLOAT, np.dtype(np.float64): _cudnn.DATA_DOUBLE}
@@ -62,10 +61,10 @@ def _workspace_limit() -> int:
     return int(os.environ.get("KEYDNN_CUDNN_WORKSPACE_MB", "1024")) * 2**20
 
 
-def _workspace(nbytes: int, device: int) -> Block:
-    # Raw bytes from the caching allocator; the Block goes back to the cache when dropped after the call
-    # (safe: all work is on the default stream).
-    return allocator.allocate(nbytes, device)
+def _workspace(nbytes: int, device: int) -> storage.CudaArray:
+    # Raw bytes from the caching allocator, back in the cache when dropped after the call (safe: all work
+    # is on the default stream).
+    return storage.workspace(nbytes, device)
 
 
 def _graph_mode() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from keydnn.domain.errors import DTypeError, ShapeError
 
-from . import _cudart, _lib
+from . import _cudart, _lib, faults
 from .elementwise import check, python_scalar
 from .storage import DTYPE_CODES, CudaArray, as_dtype, contiguous
 from .storage import empty as _empty
@@ -35,12 +35,8 @@ def empty(device: int, shape: Any, dtype: Any) -> CudaArray:
 
 def full(device: int, shape: Any, value: Any, dtype: Any) -> CudaArray:
     out = empty(device, shape, dtype)
-    check(
-        _lib.lib.kd_fill(
-            DTYPE_CODES[out.dtype], out.ptr, _lib.scalar(python_scalar("full", value)), out.size, None
-        ),
-        "full",
-    )
+    f, i = _lib.scalar_parts(python_scalar("full", value))
+    check(_lib.lib.kd_fill(_lib.pack_fill(DTYPE_CODES[out.dtype], 0, out.ptr, f, i, out.size), None), "full")
     return out
 
 
@@ -125,6 +121,7 @@ def to_host(a: Any) -> np.ndarray:
     src = contiguous(a)
     host = np.empty(src.shape, src.dtype)
     _cudart.memcpy(host.ctypes.data, src.ptr, src.nbytes, _cudart.MEMCPY_D2H)
+    faults.raise_pending(a.device)  # the copy waited for the device: report what its kernels found
     return host
 
 

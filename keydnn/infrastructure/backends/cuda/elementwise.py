@@ -19,6 +19,7 @@ I64 = np.dtype(np.int64)
 BOOL = np.dtype(np.bool_)
 _SCALARS = (int, float, bool, np.integer, np.floating, np.bool_)
 _COMPARE = {_lib.EQ, _lib.NE, _lib.LT, _lib.LE, _lib.GT, _lib.GE}
+pack_binary, pack_scalar = _lib.pack_binary, _lib.pack_binary_scalar
 
 
 def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -91,7 +92,7 @@ def astype(a: CudaArray, dtype: Any) -> CudaArray:
     _cudart.set_device(a.device)
     out = empty(a.shape, dt, a.device)
     it = None if a.is_contiguous else _lib.pack_iter(a.shape, out.strides, a.strides)
-    check(_lib.lib.kd_cast(code, DTYPE_CODES[a.dtype], out.ptr, a.ptr, a.size, it), "astype")
+    check(_lib.lib.kd_cast(_lib.pack_cast(code, DTYPE_CODES[a.dtype], out.ptr, a.ptr, a.size), it), "astype")
     return out
 
 
@@ -102,10 +103,12 @@ def copy_strided(dst: CudaArray, src: CudaArray) -> None:
         if dst.is_contiguous and src.is_contiguous
         else _lib.pack_iter(dst.shape, dst.strides, src.strides)
     )
-    check(
-        _lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
-        "copyto",
-    )
+    _cast(dst, src, it)
+
+
+def _cast(dst: CudaArray, src: CudaArray, it: bytes | None) -> None:
+    record = _lib.pack_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size)
+    check(_lib.lib.kd_cast(record, it), "copyto")
 
 
 def _overlaps(a: CudaArray, b: CudaArray) -> bool:
@@ -126,7 +129,8 @@ def copyto(dst: CudaArray, src: Any) -> None:
     if type(src) is not CudaArray:
         value = python_scalar("copyto", src)
         it = None if dst.is_contiguous else _lib.pack_iter(dst.shape, dst.strides)
-        check(_lib.lib.kd_fill(DTYPE_CODES[dst.dtype], dst.ptr, _lib.scalar(value), dst.size, it), "copyto")
+        record = _lib.pack_fill(DTYPE_CODES[dst.dtype], 0, dst.ptr, *_lib.scalar_parts(value), dst.size)
+        check(_lib.lib.kd_fill(record, it), "copyto")
         return
     same_device("copyto", dst, src)
     if src.shape != dst.shape:
@@ -138,10 +142,7 @@ def copyto(dst: CudaArray, src: Any) -> None:
         it = None
     else:
         it = _lib.pack_iter(dst.shape, dst.strides, broadcast_strides(src, dst.shape))
-    check(
-        _lib.lib.kd_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size, it),
-        "copyto",
-    )
+    _cast(dst, src, it)
 
 
 def _result_out(op: str, out: CudaArray | None, shape: tuple[int, ...], dtype: np.dtype, device: int):
@@ -215,7 +216,7 @@ def _binary(name: str, code: int):
                 res = out
             else:
                 return _general(a, b, out)
-            status = _lib.lib.kd_binary(code, DTYPE_CODES[a.dtype], res.ptr, a.ptr, b.ptr, res.size, it)
+            status = _lib.lib.kd_binary(pack_binary(code, DTYPE_CODES[a.dtype], res.ptr, a.ptr, b.ptr, res.size), it)
             if status:
                 _lib.check(status, name)
             return res
@@ -227,8 +228,9 @@ def _binary(name: str, code: int):
                     _cudart.set_device(arr.device)
                 res = new(arr.shape, BOOL if compare else arr.dtype, arr.device)
                 it = None if arr.is_contiguous else _lib.pack_iter(arr.shape, res.strides, arr.strides)
+                f, i = _lib.scalar_parts(value)
                 status = _lib.lib.kd_binary_scalar(
-                    code, DTYPE_CODES[arr.dtype], res.ptr, arr.ptr, _lib.scalar(value), left, res.size, it
+                    pack_scalar(code, DTYPE_CODES[arr.dtype], res.ptr, arr.ptr, f, i, left, 0, res.size), it
                 )
                 if status:
                     _lib.check(status, name)
@@ -269,7 +271,7 @@ def _binary(name: str, code: int):
             shape = a.shape if a.shape == b.shape else broadcast_shapes(name, a.shape, b.shape)
             res, final = _result_out(name, out, shape, BOOL if compare else dt, device)
             _, it = _broadcast_plan(name, a, b, res)
-            check(lib.kd_binary(code, DTYPE_CODES[dt], res.ptr, a.ptr, b.ptr, res.size, it), name)
+            check(lib.kd_binary(pack_binary(code, DTYPE_CODES[dt], res.ptr, a.ptr, b.ptr, res.size), it), name)
         else:
             arr, value, left = (a, b, 0) if a_arr else (b, a, 1)
             res, final = _result_out(name, out, arr.shape, BOOL if compare else dt, device)
@@ -278,12 +280,9 @@ def _binary(name: str, code: int):
                 if arr.is_contiguous and res.is_contiguous
                 else _lib.pack_iter(arr.shape, res.strides, arr.strides)
             )
-            check(
-                lib.kd_binary_scalar(
-                    code, DTYPE_CODES[dt], res.ptr, arr.ptr, _lib.scalar(value), left, res.size, it
-                ),
-                name,
-            )
+            f, i = _lib.scalar_parts(value)
+            record = pack_scalar(code, DTYPE_CODES[dt], res.ptr, arr.ptr, f, i, left, 0, res.size)
+            check(lib.kd_binary_scalar(record, it), name)
         if final is not None:
             copyto(final, res)
             return final
@@ -332,7 +331,7 @@ def _unary(name: str, code: int):
             a = astype(a, F64)
         out = empty(a.shape, a.dtype, a.device)
         it = None if a.is_contiguous else _lib.pack_iter(a.shape, out.strides, a.strides)
-        check(_lib.lib.kd_unary(code, DTYPE_CODES[a.dtype], out.ptr, a.ptr, a.size, it), name)
+        check(_lib.lib.kd_unary(_lib.pack_unary(code, DTYPE_CODES[a.dtype], out.ptr, a.ptr, a.size), it), name)
         return out
 
     kernel.__name__ = kernel.__qualname__ = name

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import DTypeError, Operand, ShapeError
 from keydnn.infrastructure.backends.numpy.norm import layer_norm_axes
 from keydnn.infrastructure.backends.numpy.pool import pool2d_output_hw
 
-from . import _lib, allocator
+from . import _lib, faults
 from .elementwise import I64, astype, same_device
 from .elementwise import check as _check
 from .reduce import normalize_axes
-from .storage import DTYPE_CODES, CudaArray, contiguous, empty
+from .storage import DTYPE_CODES, CudaArray, contiguous, empty, workspace
 
 
 def _float(op: str, *arrays: CudaArray) -> int:
@@ -65,8 +65,17 @@ def _labels(op: str, labels: CudaArray, n: int) -> CudaArray:
     return contiguous(labels if labels.dtype == I64 else astype(labels, I64))
 
 
+def _label_error(index: int, value: int, c: int, device: int, x_shape: tuple, x_dtype: Any,
+                 labels_dtype: Any) -> ShapeError:
+    dev = f"cuda:{device}"
+    return ShapeError("softmax_cross_entropy", f"labels must be in [0, {c}), got {value} at row {index} "
+                      "(checked on the device, reported at the first synchronisation after the call)",
+                      Operand(x_shape, x_dtype, dev), Operand(x_shape[:1], labels_dtype, dev))
+
+
 def softmax_xent_forward(logits: CudaArray, labels: CudaArray) -> tuple[CudaArray, CudaArray]:
-    """(loss (N,), probs (N,C)); a label outside [0, C) gives a NaN loss (kernels cannot raise)."""
+    """(loss (N,), probs (N,C)). A label outside [0, C) gives its row a NaN loss, and ShapeError is raised
+    at the next read-back or synchronize (see faults): checking here would synchronise every call."""
     op = "softmax_xent_forward"
     code = _float(op, logits)
     if len(logits.shape) != 2:
@@ -77,7 +86,10 @@ def softmax_xent_forward(logits: CudaArray, labels: CudaArray) -> tuple[CudaArra
     x = contiguous(logits)
     loss = empty((n,), logits.dtype, logits.device)
     probs = empty((n, c), logits.dtype, logits.device)
-    _check(_lib.lib.kd_softmax_xent_forward(code, loss.ptr, probs.ptr, x.ptr, lab.ptr, n, c), op)
+    fault, ticket = faults.claim(logits.device, _label_error, (c, logits.device, logits.shape, logits.dtype,
+                                                               labels.dtype))
+    status = _lib.lib.kd_softmax_xent_forward(code, loss.ptr, probs.ptr, x.ptr, lab.ptr, n, c, fault, ticket)
+    _check(status, op)
     return loss, probs
 
 
@@ -241,7 +253,7 @@ def layer_norm_backward(
     ggamma = empty(tail, x.dtype, x.device) if gamma is not None else None
     gbeta = empty(tail, x.dtype, x.device) if gamma is not None else None
     ws_bytes = _lib.lib.kd_layer_norm_backward_workspace(code, rows, cols) if gamma is not None else 0
-    ws = allocator.allocate(ws_bytes, x.device) if ws_bytes else None
+    ws = workspace(ws_bytes, x.device) if ws_bytes else None
     _check(
         _lib.lib.kd_layer_norm_backward(
             code,

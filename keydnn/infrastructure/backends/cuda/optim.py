@@ -26,7 +26,7 @@ def _check_group(op: str, k: int, group: list, params: list, dtype: Any, device:
             and x.shape == p.shape
             and x.device == device
         ):
-            ptrs[i] = x.buffer.ptr + x.offset * x.itemsize
+            ptrs[i] = x.ptr
             continue
         if type(x) is not CudaArray:
             raise DTypeError(op, f"expected CudaArrays, got {type(x).__name__}", x)

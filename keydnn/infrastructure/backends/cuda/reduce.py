@@ -13,10 +13,10 @@ import numpy as np
 
 from keydnn.domain.errors import AxisError, DTypeError, ShapeError
 
-from . import _cudart, _lib, allocator
+from . import _cudart, _lib
 from .elementwise import BOOL, I64, astype, check
 from .layout import transpose
-from .storage import DTYPE_CODES, CudaArray, contiguous, new
+from .storage import DTYPE_CODES, CudaArray, contiguous, new, workspace
 
 
 def normalize_axes(op: str, a: CudaArray, axis: Any) -> tuple[int, ...]:
@@ -100,11 +100,11 @@ def _reduce(op: str, code: int, a: CudaArray, axis: Any, keepdims: bool) -> Cuda
         return out
     if not axes:  # reducing no axes: NumPy returns the values themselves (argmax over an empty tuple is 0)
         if code == _lib.ARGMAX:
-            check(_lib.lib.kd_fill(DTYPE_CODES[I64], out.ptr, _lib.scalar(0), out.size, None), op)
+            check(_lib.lib.kd_fill(_lib.pack_fill(DTYPE_CODES[I64], 0, out.ptr, 0.0, 0, out.size), None), op)
             return out
         return astype(a, a.dtype)
     src = contiguous(a) if perm is None else contiguous(transpose(a, perm))
-    ws = allocator.allocate(ws_bytes, a.device) if ws_bytes else None
+    ws = workspace(ws_bytes, a.device) if ws_bytes else None
     status = _lib.lib.kd_reduce(
         code, DTYPE_CODES[src.dtype], out.ptr, src.ptr, outer, k, inner, ws.ptr if ws else None, ws_bytes
     )

@@ -1,7 +1,8 @@
-"""Device storage: ``CudaArray``, a strided view (shape, element strides, offset) on an allocator Block.
+"""Device storage: ``CudaArray``, a strided view (shape, element strides, offset) of a caching-allocator block.
 
-Views share their Block, which returns to the cache when the last view dies. There is deliberately no
-``__array__``: moving data to the host is always an explicit ``to_host``.
+The array that took the block owns it; views hold their owner, and the block returns to the cache when the
+owner and every view are gone. There is deliberately no ``__array__``: moving data to the host is always an
+explicit ``to_host``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import numpy as np
 from keydnn.domain.errors import DTypeError
 
 from . import allocator
-from .allocator import Block
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 # Codes shared with native/include/keydnn_cuda.h (KD_F32 ...).
 DTYPE_CODES = {dt: i for i, dt in enumerate(SUPPORTED_DTYPES)}
+BYTE = np.dtype(np.bool_)  # the one-byte dtype raw workspaces are counted in
 
 
 def as_dtype(dtype: object, op: str = "cuda") -> np.dtype:
@@ -55,7 +56,12 @@ def _is_c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
 
 
 class CudaArray:
-    """A strided view of device memory. Strides and offset are counted in elements."""
+    """A strided view of device memory. Strides and offset are counted in elements.
+
+    An array made by ``new``/``empty`` owns its block (``base`` is None) and gives it back to the caching
+    allocator when it dies; a view keeps its owner alive through ``base`` and has an offset into it.
+    Construct arrays with ``new``, ``empty`` or ``view``: there is no public constructor.
+    """
 
     __slots__ = (
         "shape",
@@ -63,39 +69,26 @@ class CudaArray:
         "strides",
         "offset",
         "device",
-        "buffer",
+        "base",
         "size",
         "itemsize",
         "is_contiguous",
         "ptr",
+        "_pool",
+        "_block_size",
         "__weakref__",
     )
 
-    def __init__(
-        self,
-        buffer: Block,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
-        strides: tuple[int, ...] | None = None,
-        offset: int = 0,
-    ) -> None:
-        self.buffer = buffer
-        self.device = buffer.device
-        self.shape = shape
-        self.dtype = dtype
-        self.itemsize = dtype.itemsize
-        self.offset = offset
-        self.ptr = buffer.ptr + offset * self.itemsize  # device address of the first element (fixed per view)
-        size = 1
-        for n in shape:
-            size *= n
-        self.size = size
-        if strides is None:
-            self.strides = c_strides(shape)
-            self.is_contiguous = True
-        else:
-            self.strides = strides
-            self.is_contiguous = _is_c_contiguous(shape, strides)
+    def __del__(self) -> None:
+        pool = self._pool
+        if pool is not None:  # an owner: its block goes back to the cache
+            self._pool = None
+            pool.release(self.ptr, self._block_size)
+
+    @property
+    def buffer(self) -> CudaArray:
+        """The array that owns this memory (itself for an owner); ``ptr`` of it is the block's start."""
+        return self if self.base is None else self.base
 
     @property
     def ndim(self) -> int:
@@ -106,8 +99,19 @@ class CudaArray:
         return self.size * self.itemsize
 
     def view(self, shape: tuple[int, ...], strides: tuple[int, ...], offset: int) -> CudaArray:
-        """Another view of the same memory."""
-        return CudaArray(self.buffer, shape, self.dtype, strides, offset)
+        """Another view of the same memory; ``offset`` counts elements from the owner's start."""
+        owner = self if self.base is None else self.base
+        v = object.__new__(CudaArray)
+        v._pool, v._block_size, v.base = None, 0, owner
+        v.device, v.dtype, v.itemsize = self.device, self.dtype, self.itemsize
+        v.shape, v.strides, v.offset = shape, strides, offset
+        v.ptr = owner.ptr + offset * self.itemsize  # device address of the first element (fixed per view)
+        size = 1
+        for n in shape:
+            size *= n
+        v.size = size
+        v.is_contiguous = _is_c_contiguous(shape, strides)
+        return v
 
     def __len__(self) -> int:
         if not self.shape:
@@ -122,22 +126,30 @@ class CudaArray:
         )
 
 
+def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
+    """A new contiguous, uninitialised array owning a block of the caching allocator. ``shape`` must be a
+    tuple of ints and ``dtype`` a supported np.dtype (``empty`` converts and checks)."""
+    size = 1
+    for n in shape:
+        size *= n
+    pool = allocator.allocator(device)
+    ptr, block_size = pool.take(size * dtype.itemsize)
+    a = object.__new__(CudaArray)  # new() and view() set every slot: there is no __init__ to run
+    a._pool, a._block_size, a.ptr, a.base = pool if block_size else None, block_size, ptr, None
+    a.device, a.dtype, a.itemsize = device, dtype, dtype.itemsize
+    a.shape, a.strides, a.offset = shape, c_strides(shape), 0
+    a.size, a.is_contiguous = size, True
+    return a
+
+
 def empty(shape: tuple[int, ...], dtype: object, device: int) -> CudaArray:
     """A new contiguous, uninitialised array from the caching allocator."""
-    shape = tuple(int(n) for n in shape)
-    dt = as_dtype(dtype, "empty")
-    size = 1
-    for n in shape:
-        size *= n
-    return CudaArray(allocator.allocate(size * dt.itemsize, device), shape, dt)
+    return new(tuple(int(n) for n in shape), as_dtype(dtype, "empty"), device)
 
 
-def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
-    """``empty`` for callers whose shape is already a tuple of ints and dtype a supported np.dtype."""
-    size = 1
-    for n in shape:
-        size *= n
-    return CudaArray(allocator.allocate(size * dtype.itemsize, device), shape, dtype)
+def workspace(nbytes: int, device: int) -> CudaArray:
+    """Scratch bytes for a kernel or library call, back in the cache once the caller drops them."""
+    return new((int(nbytes),), BYTE, device)
 
 
 def contiguous(a: CudaArray) -> CudaArray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keydnn.domain.errors import ShapeError
+
 
 def softmax(a: np.ndarray, axis: int) -> np.ndarray:
     e = np.exp(a - a.max(axis=axis, keepdims=True))
@@ -17,6 +19,10 @@ def log_softmax(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 def softmax_xent_forward(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = logits.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ShapeError("softmax_cross_entropy", f"labels must be in [0, {c}), got range "
+                         f"[{labels.min()}, {labels.max()}]", logits, labels)
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
