@@ -101,10 +101,8 @@ class Function:
                 data.append(a._data)
             else:
                 data.append(a)
-        ctx = _new(Context)
-        ctx.k = kernels_for(device)
-        ctx.saved = ()
-        ctx.freed = False
+        ctx = _new(Context)  # Context(kernels_for(device)), without the __init__ call
+        ctx.k, ctx.saved, ctx.freed = kernels_for(device), (), False
         out = cls.forward(ctx, *data, **params)
         t = _new(Tensor)
         t._data, t._device, t.grad, t._version = out, device, None, 0

@@ -122,13 +122,13 @@ class DeviceAllocator:
         self.peak_allocated_bytes = self.allocated_bytes
 
 
-_allocators: dict[int, DeviceAllocator] = {}
+pools: dict[int, DeviceAllocator] = {}  # device index -> its allocator
 
 
 def allocator(device: int) -> DeviceAllocator:
-    alloc = _allocators.get(device)
+    alloc = pools.get(device)
     if alloc is None:
-        alloc = _allocators[device] = DeviceAllocator(device)
+        alloc = pools[device] = DeviceAllocator(device)
     return alloc
 
 
@@ -141,6 +141,6 @@ def reset_peak_memory_stats(device: int = 0) -> None:
 
 
 def empty_cache(device: int | None = None) -> None:
-    for dev, alloc in list(_allocators.items()):
+    for dev, alloc in list(pools.items()):
         if device is None or dev == device:
             alloc.empty_cache()

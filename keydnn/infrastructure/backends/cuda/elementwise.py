@@ -186,17 +186,19 @@ def _broadcast_plan(name: str, a: CudaArray, b: CudaArray, out: CudaArray | None
 def _binary(name: str, code: int):
     compare = code in _COMPARE
     ufunc = getattr(np, {"relu_backward": "multiply"}.get(name, name))
+    fast = not compare  # arithmetic keeps its operands' dtype: the fast path below needs no promotion
+    true_divide = code == _lib.DIV  # ... except integer division, which gives float64
 
     def kernel(a: Any, b: Any, out: CudaArray | None = None) -> CudaArray:
         a_arr, b_arr = type(a) is CudaArray, type(b) is CudaArray
         if (
-            a_arr
+            fast
+            and a_arr
             and b_arr
             and a.dtype is b.dtype
             and a.device == b.device
             and a.dtype is not BOOL
-            and not compare
-            and (code != _lib.DIV or a.dtype.kind == "f")
+            and (not true_divide or a.dtype.kind == "f")
         ):
             # The common case: same dtype, same device, arithmetic.
             if a.device != _cudart.current_device:

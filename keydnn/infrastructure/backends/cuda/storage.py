@@ -132,12 +132,13 @@ def new(shape: tuple[int, ...], dtype: np.dtype, device: int) -> CudaArray:
     size = 1
     for n in shape:
         size *= n
-    pool = allocator.allocator(device)
+    # Every op's output comes through here, so lookups are inlined where a helper call would cost as much.
+    pool = allocator.pools.get(device) or allocator.allocator(device)
     ptr, block_size = pool.take(size * dtype.itemsize)
     a = object.__new__(CudaArray)  # new() and view() set every slot: there is no __init__ to run
     a._pool, a._block_size, a.ptr, a.base = pool if block_size else None, block_size, ptr, None
     a.device, a.dtype, a.itemsize = device, dtype, dtype.itemsize
-    a.shape, a.strides, a.offset = shape, c_strides(shape), 0
+    a.shape, a.strides, a.offset = shape, _STRIDES.get(shape) or c_strides(shape), 0
     a.size, a.is_contiguous = size, True
     return a
 
