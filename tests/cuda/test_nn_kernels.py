@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import DTypeError, KeyDNNError, ShapeError
 from keydnn.infrastructure.backends import numpy as numpy_backend
 from tests.cuda.cuda_helpers import assert_close
 
@@ -97,6 +97,12 @@ def test_faults_forget_the_oldest_tickets_without_a_synchronisation(kt):
     assert len(faults._faults[0].pending) <= faults.MAX_PENDING
     kt.to_host(labels)
     assert not faults._faults[0].pending
+    # a failing call whose description was forgotten is still reported, as a device-side check
+    kt.softmax_xent_forward(logits, kt.from_host(np.array([0, 7])))
+    for _ in range(faults.MAX_PENDING):
+        kt.softmax_xent_forward(logits, labels)
+    with pytest.raises(KeyDNNError, match=r"device-side check failed .* element 1, value 7"):
+        kt.to_host(labels)
 
 
 POOLS = [

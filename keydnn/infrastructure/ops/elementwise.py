@@ -9,15 +9,16 @@ from keydnn.infrastructure.ops._util import binary_operands, require_float, shap
 from keydnn.infrastructure.tensor._tensor import Tensor, as_dtype
 
 
+# Add and Sub save nothing: their backward only needs the operands' shapes, which the recorded node's
+# parents (the input tensors or scalars) give.
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.saved = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # shape_of, inlined: per op
         return ctx.k.add(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.saved
+        sa, sb = (shape_of(p) for p in ctx.parents)
         n = ctx.needs_grad
         return (unbroadcast(ctx.k, g, sa) if n[0] else None, unbroadcast(ctx.k, g, sb) if n[1] else None)
 
@@ -25,12 +26,11 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.saved = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # shape_of, inlined: per op
         return ctx.k.subtract(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.saved
+        sa, sb = (shape_of(p) for p in ctx.parents)
         n = ctx.needs_grad
         return (unbroadcast(ctx.k, g, sa) if n[0] else None,
                 unbroadcast(ctx.k, ctx.k.negative(g), sb) if n[1] else None)
