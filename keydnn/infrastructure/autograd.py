@@ -103,7 +103,7 @@ class Function:
                 data.append(a)
         ctx = _new(Context)  # Context(kernels_for(device)), without the __init__ call
         ctx.k, ctx.saved, ctx.freed = kernels_for(device), (), False
-        out = cls.forward(ctx, *data, **params)
+        out = cls.forward(ctx, *data, **params) if params else cls.forward(ctx, *data)
         t = _new(Tensor)
         t._data, t._device, t.grad, t._version = out, device, None, 0
         if need and _GradMode.enabled and cls.differentiable:

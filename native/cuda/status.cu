@@ -31,18 +31,41 @@ F driver_function(const char *name) {
   return reinterpret_cast<F>(fn);
 }
 
-// Direct-mapped cache of (host stub, device) -> CUfunction; a collision just looks the function up again.
 struct CachedFunction {
   const void *kernel;
   int device;
   CUfunction fn;
 };
 constexpr int kFunctionSlots = 512;
-thread_local CachedFunction g_functions[kFunctionSlots] = {};
 
-// The first launch failure since the last check_launch: a driver CUresult or a runtime cudaError_t.
-thread_local int g_launch_driver_error = 0;
-thread_local int g_launch_runtime_error = 0;
+// Per-thread launch state in one thread_local (each thread_local of a shared library costs a TLS lookup).
+struct LaunchState {
+  // Direct-mapped cache of (host stub, device) -> CUfunction; a collision just looks the function up again.
+  CachedFunction functions[kFunctionSlots];
+  // The first launch failure since the last check_launch: a driver CUresult or a runtime cudaError_t.
+  int driver_error;
+  int runtime_error;
+};
+thread_local LaunchState g_launch = {};
+
+// The multiprocessor count shared by every device, or 0 when they differ (or cannot be asked).
+int uniform_sm_count() {
+  int count = 0, shared = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
+    cudaGetLastError();
+    return 0;
+  }
+  for (int dev = 0; dev < count; ++dev) {
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) {
+      cudaGetLastError();
+      return 0;
+    }
+    if (shared != 0 && sms != shared) return 0;
+    shared = sms;
+  }
+  return shared;
+}
 }  // namespace
 
 namespace kd {
@@ -59,10 +82,11 @@ void launch_raw(const void *kernel, dim3 grid, dim3 block, size_t shared, void *
   // KEYDNN_CUDA_RUNTIME_LAUNCH=1 keeps every launch on cudaLaunchKernel (for comparisons and as a fallback).
   static const LaunchKernelFn driver_launch =
       getenv("KEYDNN_CUDA_RUNTIME_LAUNCH") ? nullptr : driver_function<LaunchKernelFn>("cuLaunchKernel");
+  LaunchState &state = g_launch;
   int dev = 0;
   if (driver_launch != nullptr && cudaGetDevice(&dev) == cudaSuccess) {
     CachedFunction &slot =
-        g_functions[(((uintptr_t)kernel >> 4) ^ ((uintptr_t)dev * 40503u)) % kFunctionSlots];
+        state.functions[(((uintptr_t)kernel >> 4) ^ ((uintptr_t)dev * 40503u)) % kFunctionSlots];
     if (slot.kernel != kernel || slot.device != dev) {
       cudaFunction_t fn = nullptr;
       if (cudaGetFuncBySymbol(&fn, kernel) == cudaSuccess && fn != nullptr) {
@@ -75,28 +99,29 @@ void launch_raw(const void *kernel, dim3 grid, dim3 block, size_t shared, void *
     if (slot.kernel == kernel) {
       CUresult r = driver_launch(slot.fn, grid.x, grid.y, grid.z, block.x, block.y, block.z, (unsigned)shared,
                                  nullptr, args, nullptr);
-      if (r != CUDA_SUCCESS && g_launch_driver_error == 0) g_launch_driver_error = (int)r;
+      if (r != CUDA_SUCCESS && state.driver_error == 0) state.driver_error = (int)r;
       return;
     }
   }
   cudaError_t err = cudaLaunchKernel(kernel, grid, block, args, shared, nullptr);
-  if (err != cudaSuccess && g_launch_runtime_error == 0) g_launch_runtime_error = (int)err;
+  if (err != cudaSuccess && state.runtime_error == 0) state.runtime_error = (int)err;
 }
 
 int check_launch(const char *op) {
-  if (g_launch_driver_error != 0) {
+  LaunchState &state = g_launch;
+  if (state.driver_error != 0) {
     static const ErrorStringFn error_string = driver_function<ErrorStringFn>("cuGetErrorString");
-    const int code = g_launch_driver_error;
-    g_launch_driver_error = 0;
+    const int code = state.driver_error;
+    state.driver_error = 0;
     const char *msg = nullptr;
     if (error_string == nullptr || error_string((CUresult)code, &msg) != CUDA_SUCCESS || msg == nullptr)
       msg = "unknown driver error";
     cudaGetLastError();
     return fail(KD_ERR_CUDA, "%s: %s (CUDA driver error %d)", op, msg, code);
   }
-  if (g_launch_runtime_error != 0) {
-    const cudaError_t launch_err = (cudaError_t)g_launch_runtime_error;
-    g_launch_runtime_error = 0;
+  if (state.runtime_error != 0) {
+    const cudaError_t launch_err = (cudaError_t)state.runtime_error;
+    state.runtime_error = 0;
     cudaGetLastError();
     return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(launch_err), (int)launch_err);
   }
@@ -107,6 +132,8 @@ int check_launch(const char *op) {
 }
 
 int num_sms() {
+  static const int uniform = uniform_sm_count();  // the usual machine: no need to ask which device is current
+  if (uniform > 0) return uniform;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 108;
   if (g_sms[dev] == 0) {

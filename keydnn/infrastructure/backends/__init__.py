@@ -101,9 +101,13 @@ def cuda_table(index: int) -> Any:
     return table
 
 
+_cuda_tables = _Tables.cuda  # (the same dict, one global lookup away)
+
+
 def kernels_for(device: Any) -> Any:
     """The kernel table for a Device (None means the CPU)."""
-    if device is None or device.index is None:
+    index = None if device is None else device.index
+    if index is None:
         return _Tables.cpu if _Tables.cpu is not None else cpu_table()
-    table = _Tables.cuda.get(device.index)  # every op asks: the built table is one lookup away
-    return table if table is not None else cuda_table(device.index)
+    table = _cuda_tables.get(index)  # every op asks: the built table is one lookup away
+    return table if table is not None else cuda_table(index)
