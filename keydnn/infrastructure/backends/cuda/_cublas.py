@@ -32,6 +32,8 @@ _FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cublasSetMathMode": (c_int, [c_void_p, c_int]),
     "cublasGetProperty": (c_int, [c_int, POINTER(c_int)]),
     "cublasGetStatusString": (c_char_p, [c_int]),
+    # The two GEMMs run through KeyDNN's library (kd_gemm, one packed call; see blas.py), which takes their
+    # addresses; they are declared here too, with the ABI native/cuda/blas.cu assumes.
     # handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
     # computeType, algo
     "cublasGemmEx": (c_int, [c_void_p, c_int, c_int, c_int, c_int, c_int, c_void_p, c_void_p, c_int, c_int,
