@@ -39,12 +39,14 @@ from keydnn.infrastructure.nn import (
     Tanh,
 )
 from keydnn.infrastructure.parameter import Parameter
+from keydnn.infrastructure.recurrent import GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, RNNCell
 from keydnn.infrastructure.serialization import load_json, register_module, save_json
 from keydnn.nn import functional
 
-__all__ = ["AvgPool2d", "BCELoss", "BCEWithLogits", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
-           "BinaryCrossEntropy", "CategoricalCrossEntropy", "Conv2d", "Conv2dTranspose", "CrossEntropyLoss",
-           "Dense", "Dropout", "Flatten", "GlobalAvgPool2d", "History", "LayerNorm", "LeakyReLU", "Linear",
-           "LogSoftmax", "Loss", "MSE", "MSELoss", "MaxPool2d", "Model", "Module", "Parameter", "ReLU",
-           "SSE", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Tanh", "functional", "init",
-           "load_json", "register_module", "save_json"]
+__all__ = ["GRU", "LSTM", "MSE", "RNN", "SSE", "AvgPool2d", "BCELoss", "BCEWithLogits", "BCEWithLogitsLoss",
+           "BatchNorm1d", "BatchNorm2d", "Bidirectional", "BinaryCrossEntropy", "CategoricalCrossEntropy",
+           "Conv2d", "Conv2dTranspose", "CrossEntropyLoss", "Dense", "Dropout", "Flatten", "GRUCell",
+           "GlobalAvgPool2d", "History", "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "Loss",
+           "MSELoss", "MaxPool2d", "Model", "Module", "Parameter", "RNNCell", "ReLU", "Sequential", "Sigmoid",
+           "Softmax", "SoftmaxCrossEntropy", "Tanh", "functional", "init", "load_json", "register_module",
+           "save_json"]
