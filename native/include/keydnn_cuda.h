@@ -1,7 +1,8 @@
 /* KeyDNN's CUDA kernel library: the plain C ABI bound by keydnn/infrastructure/backends/cuda/_lib.py.
  *
- * Every function returns a kd_status; on failure kd_last_error() holds the message (thread-local). All
- * work runs on the default stream and never synchronises. Pointers are device addresses of the first
+ * Every function returns a kd_status (kd_gemm: cuBLAS's status; the *_workspace and kd_sizeof queries: a
+ * size); on failure kd_last_error() holds the message (thread-local). All work runs on the default stream
+ * and never synchronises. Pointers are device addresses of the first
  * element of a view; strides and offsets count elements, and may be negative.
  */
 #ifndef KEYDNN_CUDA_H
@@ -83,7 +84,7 @@ typedef struct {
   const void *a;
   int64_t n;
 } kd_unary_args;
-/* op holds the output dtype, dtype the input's */
+/* dtype codes of the output and of the input */
 typedef struct {
   int32_t out_dtype, in_dtype;
   void *out;
