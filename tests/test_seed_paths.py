@@ -26,9 +26,14 @@ SEED_PATHS = {
     "keydnn.infrastructure._parameter": ["Parameter"],
     "keydnn.infrastructure._module": ["Module"],
     "keydnn.infrastructure.utils.weight_initializer": ["WeightInitializer"],
+    "keydnn.infrastructure.recurrent": ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Bidirectional"],
+    "keydnn.infrastructure.recurrent._rnn_module": ["RNNCell", "RNN"],
+    "keydnn.infrastructure.recurrent._lstm_module": ["LSTMCell", "LSTM"],
+    "keydnn.infrastructure.recurrent._gru_module": ["GRUCell", "GRU"],
+    "keydnn.infrastructure.recurrent._bidirectional": ["Bidirectional"],
 }
 
-# Paths that arrive with other issues' layers (convolution, pooling, normalisation, recurrent)
+# Paths that arrived with a later issue's layers (convolution, pooling)
 LATER_PATHS = {
     "keydnn.infrastructure.convolution._conv2d_module": ["Conv2d"],
     "keydnn.infrastructure.pooling._pooling_module": ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"],
