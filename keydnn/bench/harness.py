@@ -43,24 +43,19 @@ def measure(fn: Callable[[], Any], *, warmup: int = 5, repeats: int = 21, number
     if sync:
         sync()
     if min_time > 0:
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if sync:
-                sync()
-            if time.perf_counter() - t0 >= min_time or number >= 1 << 20:
-                break
+        while _batch(fn, sync, number) * number < min_time and number < 1 << 20:
             number *= 2
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        if sync:
-            sync()
-        samples.append((time.perf_counter() - t0) / number)
-    return _timing(samples, number)
+    return _timing([_batch(fn, sync, number) for _ in range(repeats)], number)
+
+
+def _batch(fn: Callable[[], Any], sync: Callable[[], None] | None, number: int) -> float:
+    """Seconds per call of one batch of ``number`` calls, synchronised before the clock is read."""
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    if sync:
+        sync()
+    return (time.perf_counter() - t0) / number
 
 
 def _timing(samples: list[float], number: int) -> Timing:
@@ -82,12 +77,7 @@ def measure_interleaved(fns: dict[str, tuple[Callable[[], Any], Callable[[], Non
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, (fn, sync) in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if sync:
-                sync()
-            samples[name].append((time.perf_counter() - t0) / number)
+            samples[name].append(_batch(fn, sync, number))
     return {name: _timing(s, number) for name, s in samples.items()}
 
 

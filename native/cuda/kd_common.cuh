@@ -16,12 +16,13 @@ namespace kd {
 int fail(int code, const char *fmt, ...);
 // KD_OK, or KD_ERR_CUDA with the runtime's message when the last launch failed.
 int check_launch(const char *op);
-// Multiprocessor count of the current device (cached per device).
+// Multiprocessor count of the current device (cached; one count when every device has the same).
 int num_sms();
 
 // Launches a kernel on the default stream through the driver's cuLaunchKernel, with the kernel's CUfunction
-// cached per device: the runtime's <<<>>> resolves the kernel again on every launch (on the H200 machine a
-// tiny add launched 3.3-3.8 us through <<<>>> or cudaLaunchKernel, 3.0 us through a cached CUfunction).
+// cached per device: the runtime's <<<>>> resolves the kernel again on every launch
+// (scripts/bench_cuda_launch.cu on two H200 hosts: 4.82 and 4.03 us per launch through <<<>>>, 4.24 and
+// 3.93 through a cached CUfunction).
 // Falls back to cudaLaunchKernel where the driver entry point is missing. A failed launch is reported by
 // the next check_launch.
 void launch_raw(const void *kernel, dim3 grid, dim3 block, size_t shared, void **args);

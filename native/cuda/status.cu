@@ -119,13 +119,11 @@ int check_launch(const char *op) {
     cudaGetLastError();
     return fail(KD_ERR_CUDA, "%s: %s (CUDA driver error %d)", op, msg, code);
   }
-  if (state.runtime_error != 0) {
-    const cudaError_t launch_err = (cudaError_t)state.runtime_error;
+  cudaError_t err = cudaGetLastError();  // read (and clear) either way
+  if (state.runtime_error != 0) {  // a fallback launch's own failure comes first
+    err = (cudaError_t)state.runtime_error;
     state.runtime_error = 0;
-    cudaGetLastError();
-    return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(launch_err), (int)launch_err);
   }
-  cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return fail(KD_ERR_CUDA, "%s: %s (cuda error %d)", op, cudaGetErrorString(err),
                                       (int)err);
   return KD_OK;

@@ -69,11 +69,7 @@ class DeviceAllocator:
     def release(self, ptr: int, size: int) -> None:
         """Return a block from ``take`` to the cache (no device call: later work is ordered after it)."""
         self.allocated_bytes -= size
-        blocks = self.free_blocks.get(size)
-        if blocks is None:
-            self.free_blocks[size] = [ptr]
-        else:
-            blocks.append(ptr)
+        self.free_blocks[size].append(ptr)  # take() made the list for this size
 
     def _cuda_malloc(self, size: int) -> int:
         _cudart.set_device(self.device)

@@ -14,7 +14,7 @@ import numpy as np
 from keydnn.domain.errors import DTypeError, ShapeError
 
 from . import _cudart, _lib, faults
-from .elementwise import check, python_scalar
+from .elementwise import check, fill, python_scalar
 from .storage import DTYPE_CODES, CudaArray, as_dtype, contiguous
 from .storage import empty as _empty
 
@@ -35,8 +35,7 @@ def empty(device: int, shape: Any, dtype: Any) -> CudaArray:
 
 def full(device: int, shape: Any, value: Any, dtype: Any) -> CudaArray:
     out = empty(device, shape, dtype)
-    f, i = _lib.scalar_parts(python_scalar("full", value))
-    check(_lib.lib.kd_fill(_lib.pack_fill(DTYPE_CODES[out.dtype], 0, out.ptr, f, i, out.size), None), "full")
+    fill(out, python_scalar("full", value), "full")
     return out
 
 

@@ -106,6 +106,12 @@ def copy_strided(dst: CudaArray, src: CudaArray) -> None:
     _cast(dst, src, it)
 
 
+def fill(dst: CudaArray, value: float | int | bool, op: str, it: bytes | None = None) -> None:
+    """dst[...] = value (a Python number; ``it`` describes dst's layout when it is not contiguous)."""
+    record = _lib.pack_fill(DTYPE_CODES[dst.dtype], 0, dst.ptr, *_lib.scalar_parts(value), dst.size)
+    check(_lib.lib.kd_fill(record, it), op)
+
+
 def _cast(dst: CudaArray, src: CudaArray, it: bytes | None) -> None:
     record = _lib.pack_cast(DTYPE_CODES[dst.dtype], DTYPE_CODES[src.dtype], dst.ptr, src.ptr, dst.size)
     check(_lib.lib.kd_cast(record, it), "copyto")
@@ -129,8 +135,7 @@ def copyto(dst: CudaArray, src: Any) -> None:
     if type(src) is not CudaArray:
         value = python_scalar("copyto", src)
         it = None if dst.is_contiguous else _lib.pack_iter(dst.shape, dst.strides)
-        record = _lib.pack_fill(DTYPE_CODES[dst.dtype], 0, dst.ptr, *_lib.scalar_parts(value), dst.size)
-        check(_lib.lib.kd_fill(record, it), "copyto")
+        fill(dst, value, "copyto", it)
         return
     same_device("copyto", dst, src)
     if src.shape != dst.shape:

@@ -14,7 +14,7 @@ import numpy as np
 from keydnn.domain.errors import AxisError, DTypeError, ShapeError
 
 from . import _cudart, _lib
-from .elementwise import BOOL, I64, astype, check
+from .elementwise import BOOL, I64, astype, fill
 from .layout import transpose
 from .storage import DTYPE_CODES, CudaArray, contiguous, new, workspace
 
@@ -100,7 +100,7 @@ def _reduce(op: str, code: int, a: CudaArray, axis: Any, keepdims: bool) -> Cuda
         return out
     if not axes:  # reducing no axes: NumPy returns the values themselves (argmax over an empty tuple is 0)
         if code == _lib.ARGMAX:
-            check(_lib.lib.kd_fill(_lib.pack_fill(DTYPE_CODES[I64], 0, out.ptr, 0.0, 0, out.size), None), op)
+            fill(out, 0, op)
             return out
         return astype(a, a.dtype)
     src = contiguous(a) if perm is None else contiguous(transpose(a, perm))
