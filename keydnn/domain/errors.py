@@ -81,3 +81,7 @@ class SerializationError(KeyDNNError, ValueError):
 
 class IndexingError(OpError, IndexError):
     """An index out of range or of an unsupported kind."""
+
+
+class DistributedError(KeyDNNError, RuntimeError):
+    """A distributed run went wrong: a rank exited or timed out, ranks disagree, a collective was misused."""

@@ -142,6 +142,56 @@ def _topological_order(root: Context) -> list[Context]:
     return order
 
 
+# ---- post-accumulate gradient hooks (used by keydnn.distributed to reduce gradients during backward) ----
+_LEAF_HOOKS: dict[int, tuple[Any, list]] = {}  # id(leaf) -> (weakref to the leaf, hooks)
+
+
+class HookHandle:
+    def __init__(self, key: int, fn: Any) -> None:
+        self._key, self._fn = key, fn
+
+    def remove(self) -> None:
+        entry = _LEAF_HOOKS.get(self._key)
+        if entry is not None and self._fn in entry[1]:
+            entry[1].remove(self._fn)
+            if not entry[1]:
+                del _LEAF_HOOKS[self._key]
+
+
+def register_post_accumulate_grad_hook(leaf: Any, fn: Any) -> HookHandle:
+    """Call ``fn(leaf)`` once per backward pass, when every gradient contribution to ``leaf`` in that pass
+    has been accumulated into ``leaf.grad`` (PyTorch's hook of the same name)."""
+    import weakref
+
+    if leaf._node is not None or not leaf.requires_grad:
+        raise AutogradError("register_post_accumulate_grad_hook: only a leaf that requires grad has one")
+    entry = _LEAF_HOOKS.get(id(leaf))
+    if entry is None or entry[0]() is not leaf:
+        entry = _LEAF_HOOKS[id(leaf)] = (weakref.ref(leaf), [])
+    entry[1].append(fn)
+    return HookHandle(id(leaf), fn)
+
+
+def _hooked_leaf_uses(order: list[Context]) -> dict[int, list]:
+    """For each hooked leaf in the graph: [remaining uses in this pass, the leaf]."""
+    uses: dict[int, list] = {}
+    for node in order:
+        for p, needed in zip(node.parents, node.needs_grad):
+            if needed and p._node is None and id(p) in _LEAF_HOOKS and _LEAF_HOOKS[id(p)][0]() is p:
+                uses.setdefault(id(p), [0, p])[0] += 1
+    return uses
+
+
+def _leaf_done(uses: dict[int, list], node: Context) -> None:
+    for p, needed in zip(node.parents, node.needs_grad):
+        entry = uses.get(id(p)) if needed else None
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] == 0 and p.grad is not None:
+                for fn in list(_LEAF_HOOKS.get(id(p), (None, ()))[1]):
+                    fn(p)
+
+
 def _accumulate_leaf(leaf: Any, grad: Any, k: Any) -> None:
     if leaf.grad is None:  # contiguous and owned: a broadcast view would alias or be read-only
         leaf.grad = Tensor._make(k.ascontiguousarray(grad), leaf._device, False, None)
@@ -167,11 +217,17 @@ def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
             raise DeviceMismatchError("backward", "gradient is on another device", root, grad)
     if root._node is None:
         _accumulate_leaf(root, g, k)
+        for fn in list(_LEAF_HOOKS.get(id(root), (None, ()))[1]):
+            fn(root)
         return
     grads = {id(root._node): g}
-    for node in _topological_order(root._node):
+    order = _topological_order(root._node)
+    uses = _hooked_leaf_uses(order) if _LEAF_HOOKS else None
+    for node in order:
         g = grads.pop(id(node), None)
         if g is None:
+            if uses:
+                _leaf_done(uses, node)
             continue
         if node.freed:
             raise AutogradError(f"backward: the graph through {node.fn.__name__} was already freed by an "
@@ -192,6 +248,8 @@ def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
                 key = id(p._node)
                 prev = grads.get(key)
                 grads[key] = gi if prev is None else p._node.k.add(prev, gi)
+        if uses:
+            _leaf_done(uses, node)
         if not retain_graph:  # drop saved arrays and inputs, so activations die with the backward pass
             node.saved = node.parents = ()
             node.freed = True
