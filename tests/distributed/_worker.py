@@ -18,10 +18,16 @@ def data(n: int = 64):
     return rng.normal(size=(n, 5)), rng.normal(size=(n, 3))
 
 
+def device() -> str:
+    """KEYDNN_TEST_DEVICE=cuda puts rank r on cuda:LOCAL_RANK (the nccl runs); the CPU otherwise."""
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if os.environ.get("KEYDNN_TEST_DEVICE") == "cuda" else "cpu"
+
+
 def model():
     import keydnn
     keydnn.manual_seed(int(os.environ.get("RANK", "0")) + 11)  # different per rank: DDP must broadcast rank 0's
-    return Sequential(Linear(5, 8, dtype=np.float64), ReLU(), Linear(8, 3, dtype=np.float64))
+    net = Sequential(Linear(5, 8, dtype=np.float64), ReLU(), Linear(8, 3, dtype=np.float64))
+    return net.to(device())
 
 
 def main(scenario: str, out: str) -> None:
@@ -49,7 +55,8 @@ def main(scenario: str, out: str) -> None:
             for _ in range(2):
                 for xb, yb in sampler:
                     opt.zero_grad()
-                    MSELoss()(net(Tensor.from_numpy(xb)), Tensor.from_numpy(yb)).backward()
+                    xt, yt = Tensor.from_numpy(xb, device=device()), Tensor.from_numpy(yb, device=device())
+                    MSELoss()(net(xt), yt).backward()
                     opt.step()
         np.savez(os.path.join(out, f"rank{rank}.npz"), *[p.to_numpy() for p in net.parameters()])
     elif scenario == "fail":
