@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Context:
     Ops may set further attributes (shapes, params) on it for their backward.
     """
 
-    __slots__ = ("k", "fn", "parents", "saved", "versions", "needs_grad", "freed", "__dict__")
+    __slots__ = ("k", "fn", "parents", "saved", "versions", "needs_grad", "freed", "__dict__", "__weakref__")
 
     def __init__(self, k: Any) -> None:
         self.k = k
@@ -111,6 +112,9 @@ class Function:
             ctx.parents = args
             ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
             ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
+            for a in args:  # inputs without grad still feed the backward: Tensor.to_numpy hands them out
+                if isinstance(a, Tensor) and not a.requires_grad:  # read-only while this node lives
+                    a._graph_ref = _weakref(ctx)
             t.requires_grad, t._node = True, ctx
         else:
             t.requires_grad, t._node = False, None

@@ -53,8 +53,8 @@ def test_linear_matches_torch_with_batch_axes(rng):
     (lin(x) ** 2).sum().backward()
     tl = torch.nn.Linear(6, 4)
     with torch.no_grad():
-        tl.weight.copy_(torch.from_numpy(lin.weight.to_numpy()))
-        tl.bias.copy_(torch.from_numpy(lin.bias.to_numpy()))
+        tl.weight.copy_(torch.tensor(lin.weight.to_numpy()))
+        tl.bias.copy_(torch.tensor(lin.bias.to_numpy()))
     tx = torch.from_numpy(x_np).requires_grad_()
     (tl(tx) ** 2).sum().backward()
     np.testing.assert_allclose(x.grad.to_numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
