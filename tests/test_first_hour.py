@@ -10,7 +10,7 @@ import pytest
 
 import keydnn
 from keydnn import Tensor
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import AxisError, DTypeError, OutOfMemoryError, ShapeError, wrap_kernel_error
 
 
 # ---- 1. float "shapes" and keydnn.tensor ------------------------------------------------------------------
@@ -106,3 +106,73 @@ def test_random_tensors_reject_integer_dtypes_and_follow_the_seed():
     a = Tensor.randn((4,)).tolist()
     keydnn.manual_seed(3)
     assert Tensor.randn((4,)).tolist() == a
+
+
+# ---- 7. NumPy's errors and MemoryError come out as KeyDNN errors naming the op -----------------------------
+@pytest.mark.parametrize("op", ["max", "min", "argmax"])
+def test_reducing_an_empty_axis_names_the_op(op):
+    t = Tensor.zeros((0, 3))
+    with pytest.raises(ShapeError, match=rf"^{op}: cannot reduce over an empty axis.*shape=\(0, 3\) "
+                                         r"dtype=float32 device=cpu"):
+        getattr(t, op)()
+    assert getattr(t, op)(axis=1).shape == (0,)  # reducing a non-empty axis of an empty tensor is fine
+
+
+@pytest.mark.parametrize("make", [lambda: Tensor.zeros((10**7, 10**7)), lambda: Tensor.randn((10**7, 10**7)),
+                                  lambda: Tensor((10**7, 10**7)),
+                                  lambda: Tensor.ones((10**6, 1)) + Tensor.ones((1, 10**7))],
+                         ids=["zeros", "randn", "constructor", "add"])
+def test_out_of_memory_is_a_keydnn_error_naming_the_op(make):
+    with pytest.raises(OutOfMemoryError) as info:
+        make()
+    assert isinstance(info.value, MemoryError)  # still caught by `except MemoryError`
+    msg = str(info.value)
+    assert msg.split(":")[0] in ("zeros", "randn", "Tensor", "Add") and "dtype=float32 device=cpu" in msg
+
+
+def test_a_kernel_error_inside_an_op_is_wrapped_with_the_operands():
+    e = wrap_kernel_error("Reshape", ValueError("cannot reshape"), Tensor.zeros((2, 3)))
+    assert isinstance(e, ShapeError) and isinstance(e, ValueError)
+    assert str(e) == "Reshape: cannot reshape [#0: shape=(2, 3) dtype=float32 device=cpu]"
+
+
+# ---- 8. 1-D @ 1-D is the dot product --------------------------------------------------------------------
+def test_vector_at_vector_is_the_dot_product_with_gradients():
+    v = keydnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = keydnn.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    d = v @ w
+    assert d.shape == () and d.item() == 32.0
+    d.backward()
+    assert v.grad.tolist() == [4.0, 5.0, 6.0] and w.grad.tolist() == [1.0, 2.0, 3.0]
+    assert (v @ v).item() == 14.0
+    with pytest.raises(ShapeError, match="same length"):
+        v @ keydnn.tensor([1.0, 2.0])
+
+
+# ---- 9. dim= as PyTorch's spelling of axis= ---------------------------------------------------------------
+def test_dim_is_accepted_wherever_an_axis_is_taken():
+    x_np = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    x = keydnn.tensor(x_np)
+    assert x.sum(dim=0).tolist() == x_np.sum(0).tolist()
+    assert x.sum(dim=1, keepdim=True).shape == (2, 1)
+    assert x.mean(dim=(0, 1)).item() == x_np.mean()
+    assert x.max(dim=1).tolist() == [2.0, 5.0] and x.min(dim=0).tolist() == [0.0, 1.0, 2.0]
+    assert x.argmax(dim=1).tolist() == [2, 2]
+    np.testing.assert_allclose(x.softmax(dim=0).sum(axis=0).to_numpy(), [1, 1, 1], rtol=1e-6)
+    assert x.log_softmax(dim=1).shape == (2, 3)
+    assert x.unsqueeze(dim=0).shape == (1, 2, 3) and x.unsqueeze(dim=0).squeeze(dim=0).shape == (2, 3)
+    assert x.transpose(dim0=0, dim1=1).shape == (3, 2)
+    assert Tensor.zeros((2, 3, 4)).flatten(start_dim=1).shape == (2, 12)
+    assert Tensor.concat([x, x], dim=1).shape == (2, 6) and Tensor.stack([x, x], dim=2).shape == (2, 3, 2)
+    assert keydnn.nn.Softmax(dim=0)(x).sum(axis=0).tolist() == pytest.approx([1, 1, 1])
+
+
+def test_axis_and_dim_together_is_a_keydnn_error():
+    with pytest.raises(AxisError, match="^sum: give axis or its alias dim, not both"):
+        Tensor.zeros((2, 3)).sum(axis=0, dim=1)
+
+
+def test_unknown_keywords_name_the_op_not_an_internal_closure():
+    with pytest.raises(TypeError) as info:
+        Tensor.zeros((2,)).sum(foo=1)
+    assert "<locals>" not in str(info.value) and "sum" in str(info.value)

@@ -81,3 +81,18 @@ class SerializationError(KeyDNNError, ValueError):
 
 class IndexingError(OpError, IndexError):
     """An index out of range or of an unsupported kind."""
+
+
+class OutOfMemoryError(OpError, MemoryError):
+    """An op or factory could not allocate its result (host memory; CUDA reports through its own errors)."""
+
+
+def wrap_kernel_error(op: str, error: Exception, *operands: Any) -> Exception:
+    """A KeyDNN error naming ``op`` and its operands for an error a kernel (NumPy) raised, keeping the
+    built-in base class so ``except ValueError`` and the like still catch it."""
+    if isinstance(error, MemoryError):
+        return OutOfMemoryError(op, f"out of memory ({error})", *operands)
+    for base, cls in ((ValueError, ShapeError), (TypeError, DTypeError), (IndexError, IndexingError)):
+        if isinstance(error, base):
+            return cls(op, str(error), *operands)
+    return OpError(op, f"{type(error).__name__}: {error}", *operands)

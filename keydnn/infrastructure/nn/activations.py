@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from keydnn.infrastructure.nn.module import Module
+from keydnn.infrastructure.ops._util import dim_alias
 from keydnn.infrastructure.ops.activation import log_softmax, softmax
 from keydnn.infrastructure.serialization import register_module
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -50,9 +51,9 @@ class LeakyReLU(Module):
 class Softmax(Module):
     """Softmax over ``axis`` (default the last), numerically stable, with its analytic backward."""
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = int(dim_alias(type(self).__name__, axis, dim, -1))
 
     def forward(self, x: Tensor) -> Tensor:
         return softmax(x, self.axis)

@@ -70,6 +70,15 @@ def binary_operands(a: Any, b: Any, op: str) -> tuple[Any, Any]:
     raise DTypeError(op, f"unsupported operand types {type(a).__name__} and {type(b).__name__}")
 
 
+def dim_alias(op: str, axis: Any, dim: Any, axis_default: Any = None, name: str = "axis") -> Any:
+    """``dim=`` is PyTorch's spelling of ``axis=``: take it, and refuse the two together."""
+    if dim is None:
+        return axis
+    if axis is not axis_default and axis != axis_default:
+        raise AxisError(op, f"give {name} or its alias dim, not both (got {name}={axis!r}, dim={dim!r})")
+    return dim
+
+
 def normalize_axis(axis: Any, ndim: int, op: str, t: Any = None) -> tuple[int, ...] | None:
     if axis is None:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keydnn.infrastructure.autograd import Function
-from keydnn.infrastructure.ops._util import normalize_axis, require_float
+from keydnn.infrastructure.ops._util import dim_alias, normalize_axis, require_float
 from keydnn.infrastructure.tensor._tensor import Tensor, next_seed
 
 
@@ -36,12 +36,14 @@ class LogSoftmax(Function):
         return (k.subtract(g, k.multiply(k.exp(y), k.sum(g, axis, True))),)
 
 
-def softmax(a: Tensor, axis: int = -1) -> Tensor:
+def softmax(a: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("softmax", axis, dim, -1)
     require_float("softmax", a)
     return Softmax.apply(a, axis=normalize_axis(axis, a.ndim, "softmax", a)[0])
 
 
-def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(a: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("log_softmax", axis, dim, -1)
     require_float("log_softmax", a)
     return LogSoftmax.apply(a, axis=normalize_axis(axis, a.ndim, "log_softmax", a)[0])
 

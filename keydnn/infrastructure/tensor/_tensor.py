@@ -10,7 +10,7 @@ import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
 from keydnn.domain.dtypes import SUPPORTED_DTYPES
-from keydnn.domain.errors import AutogradError, DTypeError, ShapeError
+from keydnn.domain.errors import AutogradError, DTypeError, KeyDNNError, Operand, ShapeError, wrap_kernel_error
 from keydnn.infrastructure import autograd
 from keydnn.infrastructure.backends import kernels_for
 
@@ -80,7 +80,8 @@ class Tensor:
         else:
             if shape is None:
                 raise ShapeError("Tensor", "give a shape or data")
-            storage = k.zeros(_shape(shape), as_dtype(dtype))
+            dims, dt = _shape(shape), as_dtype(dtype)
+            storage = _allocate("Tensor", lambda: k.zeros(dims, dt), dims, dt, dev)
         self._data = storage
         self._device = dev
         self.requires_grad = bool(requires_grad)
@@ -110,9 +111,11 @@ class Tensor:
                    requires_grad=requires_grad)
 
     @classmethod
-    def _filled(cls, shape: Any, value: Any, device: Any, requires_grad: bool, dtype: Any) -> Tensor:
+    def _filled(cls, shape: Any, value: Any, device: Any, requires_grad: bool, dtype: Any,
+                op: str = "full") -> Tensor:
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).full(_shape(shape), value, as_dtype(dtype))
+        dims, dt = _shape(shape, op), as_dtype(dtype, op)
+        data = _allocate(op, lambda: kernels_for(dev).full(dims, value, dt), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
@@ -125,12 +128,12 @@ class Tensor:
     @classmethod
     def zeros(cls, shape: Any = None, device: Any = None, *, requires_grad: bool = False,
               dtype: Any = None) -> Tensor:
-        return cls._filled(shape, 0, device, requires_grad, dtype)
+        return cls._filled(shape, 0, device, requires_grad, dtype, "zeros")
 
     @classmethod
     def ones(cls, shape: Any = None, device: Any = None, *, requires_grad: bool = False,
              dtype: Any = None) -> Tensor:
-        return cls._filled(shape, 1, device, requires_grad, dtype)
+        return cls._filled(shape, 1, device, requires_grad, dtype, "ones")
 
     @classmethod
     def full(cls, shape: Any, fill_value: Any, device: Any = None, *, requires_grad: bool = False,
@@ -141,8 +144,8 @@ class Tensor:
     def rand(cls, shape: Any, device: Any = None, *, requires_grad: bool = False, dtype: Any = None) -> Tensor:
         """U[0, 1) samples, drawn directly in ``dtype`` (float32 by default; no float64 intermediate)."""
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).uniform(_shape(shape, "rand"), 0.0, 1.0, _float_dtype(dtype, "rand"),
-                                        next_seed())
+        dims, dt = _shape(shape, "rand"), _float_dtype(dtype, "rand")
+        data = _allocate("rand", lambda: kernels_for(dev).uniform(dims, 0.0, 1.0, dt, next_seed()), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
@@ -150,8 +153,8 @@ class Tensor:
               dtype: Any = None) -> Tensor:
         """N(0, 1) samples, drawn directly in ``dtype`` (float32 by default; no float64 intermediate)."""
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).normal(_shape(shape, "randn"), 0.0, 1.0, _float_dtype(dtype, "randn"),
-                                       next_seed())
+        dims, dt = _shape(shape, "randn"), _float_dtype(dtype, "randn")
+        data = _allocate("randn", lambda: kernels_for(dev).normal(dims, 0.0, 1.0, dt, next_seed()), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
@@ -330,6 +333,17 @@ def _host_array(data: Any) -> np.ndarray:
         raise DTypeError("Tensor", f"cannot make a tensor from data of type {type(data).__name__} "
                          "(ragged lists or non-numeric values)")
     return arr
+
+
+def _allocate(op: str, make: Any, shape: tuple, dtype: np.dtype, device: Device) -> Any:
+    """``make()``, with NumPy's MemoryError ("Unable to allocate ...") or size error as a KeyDNN error
+    naming the factory, the shape, dtype and device."""
+    try:
+        return make()
+    except KeyDNNError:
+        raise
+    except (MemoryError, ValueError) as e:
+        raise wrap_kernel_error(op, e, Operand(shape, dtype, device)) from e
 
 
 def _float_dtype(dtype: Any, op: str) -> np.dtype:
