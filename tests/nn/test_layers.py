@@ -11,6 +11,8 @@ from keydnn import Tensor
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
 from keydnn.infrastructure import initializers as init
 from keydnn.infrastructure.nn import (
+    BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Dropout,
     Flatten,
@@ -207,3 +209,13 @@ def test_fans_and_registry():
     def sevens(t):
         return init.uniform_(t, 7.0, 7.0)
     assert init.WeightInitializer.get("test_sevens")(Tensor.zeros((2,))).to_numpy().tolist() == [7, 7]
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: BatchNorm1d(8), (1, 8)), (lambda: BatchNorm1d(4), (1, 4, 1)),
+                                         (lambda: BatchNorm2d(3), (1, 3, 1, 1))])
+def test_batchnorm_in_training_needs_more_than_one_value_per_channel(make, shape):
+    layer = make()
+    with pytest.raises(ShapeError, match="more than 1 value per channel when training"):
+        layer(Tensor.randn(shape))
+    layer.eval()  # running statistics need no batch
+    assert layer(Tensor.randn(shape)).shape == shape
