@@ -16,8 +16,11 @@ def describe(*operands: Any) -> str:
         if hasattr(t, "shape") and hasattr(t, "dtype"):
             dev = getattr(t, "device", "?")
             parts.append(f"#{i}: shape={tuple(t.shape)} dtype={t.dtype} device={dev}")
+        elif isinstance(t, (tuple, list, dict)):  # a container's contents (a layer's whole state) is noise
+            parts.append(f"#{i}: {type(t).__name__} of {len(t)}")
         else:
-            parts.append(f"#{i}: {t!r}")
+            r = repr(t)
+            parts.append(f"#{i}: {r if len(r) <= 80 else type(t).__name__}")
     return "; ".join(parts)
 
 
@@ -77,6 +80,11 @@ class NativeLibraryError(KeyDNNError, RuntimeError):
 
 class SerializationError(KeyDNNError, ValueError):
     """A checkpoint that is malformed, of an unknown format or type, or does not match the model."""
+
+
+class ArgumentError(OpError, ValueError):
+    """An argument outside what the call documents that is not a shape: a rate, eps, a mode or name, fit's
+    ``verbose``, a call with nothing to compute. (Sizes such as channels or kernel sizes are ShapeErrors.)"""
 
 
 class IndexingError(OpError, IndexError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import ArgumentError, DTypeError, ShapeError
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.activation import log_softmax
@@ -43,7 +43,7 @@ def _reduce(op: str, per: Tensor, reduction: str) -> Tensor:
         return per.sum()
     if reduction == "none":
         return per
-    raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    raise ArgumentError(op, f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def _per_sample_sum(t: Tensor) -> Tensor:
@@ -147,8 +147,7 @@ class Loss(Module):
         super().__init__()
         reduction = self.default_reduction if reduction is None else reduction
         if reduction not in REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, "
-                             f"got {reduction!r}")
+            raise ArgumentError(type(self).__name__, f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
     @property
@@ -309,7 +308,7 @@ def get_loss(loss: Any) -> Any:
     """A callable loss from a loss object, a class or a name in ``LOSSES``."""
     if isinstance(loss, str):
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+            raise ArgumentError("get_loss", f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
         return LOSSES[loss]()
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops._util import dim_alias
 from keydnn.infrastructure.ops.activation import log_softmax, softmax
@@ -38,7 +39,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.alpha = float(alpha if negative_slope is None else negative_slope)
         if self.alpha < 0:
-            raise ValueError(f"LeakyReLU: alpha must be >= 0, got {self.alpha}")
+            raise ArgumentError("LeakyReLU", f"alpha must be >= 0, got {self.alpha}")
 
     def forward(self, x: Tensor) -> Tensor:
         return x.leaky_relu(self.alpha)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.autograd import Function
 from keydnn.infrastructure.ops._util import dim_alias, normalize_axis, require_float
 from keydnn.infrastructure.tensor._tensor import Tensor, next_seed
@@ -63,7 +64,7 @@ class Dropout(Function):
 def dropout(a: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p)."""
     if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        raise ArgumentError("dropout", f"p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return a
     require_float("dropout", a)
