@@ -176,3 +176,15 @@ def test_unknown_keywords_name_the_op_not_an_internal_closure():
     with pytest.raises(TypeError) as info:
         Tensor.zeros((2,)).sum(foo=1)
     assert "<locals>" not in str(info.value) and "sum" in str(info.value)
+
+
+@pytest.mark.parametrize("call, error, op", [
+    (lambda: Tensor.arange(0, 1, 0), ShapeError, "arange"),
+    (lambda: Tensor.zeros((2, 2)).__setitem__(0, Tensor.ones((3,))), ShapeError, "setitem"),
+    (lambda: Tensor.zeros((2, 2)).sum(axis=0.5), AxisError, "sum"),
+    (lambda: Tensor.zeros((2, 2)).sum(axis=True), AxisError, "sum"),
+    (lambda: bool(Tensor.zeros((2, 2))), ShapeError, "bool"),
+], ids=["arange_step_0", "setitem_broadcast", "float_axis", "bool_axis", "truth_value"])
+def test_other_first_hour_mistakes_raise_keydnn_errors_naming_the_op(call, error, op):
+    with pytest.raises(error, match=f"^{op}: "):
+        call()

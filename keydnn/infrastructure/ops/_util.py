@@ -82,10 +82,15 @@ def dim_alias(op: str, axis: Any, dim: Any, axis_default: Any = None, name: str 
 def normalize_axis(axis: Any, ndim: int, op: str, t: Any = None) -> tuple[int, ...] | None:
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise AxisError(op, f"axis must be an int or a tuple of ints, got {axis!r}")
     out = []
     for ax in axes:
-        if not isinstance(ax, (int, np.integer)):
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
             raise AxisError(op, f"axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= ax < max(ndim, 1):
             raise AxisError(op, f"axis {ax} is out of range for a {ndim}-d tensor", *([t] if t is not None else []))

@@ -165,7 +165,11 @@ class Tensor:
         if dtype is None:
             dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, stop, step)) else None
         dev = Device(device) if device is not None else CPU
-        return cls._make(kernels_for(dev).arange(start, stop, step, as_dtype(dtype)), dev, False, None)
+        if step == 0:
+            raise ShapeError("arange", "step must not be zero")
+        dt = as_dtype(dtype, "arange")
+        data = _allocate("arange", lambda: kernels_for(dev).arange(start, stop, step, dt), (), dt, dev)
+        return cls._make(data, dev, False, None)
 
     @classmethod
     def zeros_like(cls, t: Tensor, *, requires_grad: bool = False) -> Tensor:
@@ -223,7 +227,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.numel() != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+            raise ShapeError("bool", f"the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
+                             "first (e.g. (t > 0).sum() > 0) or call .item() on a one-element tensor")
         return bool(self.item())
 
     # ---- data movement (copies between devices live in tensor/transfer.py) ------------------------
