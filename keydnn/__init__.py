@@ -4,8 +4,8 @@ from keydnn import losses, nn, optim
 from keydnn.domain.device._device import Device
 from keydnn.infrastructure.autograd import enable_grad, is_grad_enabled, no_grad
 from keydnn.infrastructure.parameter import Parameter
-from keydnn.infrastructure.tensor._tensor import Tensor, manual_seed
+from keydnn.infrastructure.tensor._tensor import Tensor, manual_seed, tensor
 
 __version__ = "0.1.0"
 __all__ = ["Device", "Parameter", "Tensor", "enable_grad", "is_grad_enabled", "losses", "manual_seed", "nn",
-           "no_grad", "optim"]
+           "no_grad", "optim", "tensor"]

@@ -157,6 +157,16 @@ def _corruptions(good):
         "missing_key": edit(lambda d: d["state"].pop("2.bias")),
         "extra_key": edit(lambda d: d["state"].update(extra=d["state"]["0.bias"])),
         "not_an_entry": edit(lambda d: d["state"].update({w: [1, 2, 3]})),
+        # issue 8 item 20: an arch that contradicts the state (Linear(8, 4) but a (4, 3) weight)
+        "arch_contradicts_state": edit(lambda d: d["arch"]["children"]["0"]["config"].update(in_features=8)),
+        "arch_contradicts_state_and_model": edit(lambda d: (
+            d["arch"]["children"]["2"]["config"].update(out_features=5))),
+        # issue 8 item 21: JSON booleans and other non-ints where ints belong
+        "bool_in_shape": edit(lambda d: d["state"][w].update(shape=[4, True, 3])),
+        "float_in_shape": edit(lambda d: d["state"][w].update(shape=[4.0, 3])),
+        "dtype_not_a_string": edit(lambda d: d["state"][w].update(dtype=["<f4"])),
+        "order_not_a_string": edit(lambda d: d["state"][w].update(order=["C"])),
+        "huge_shape": edit(lambda d: d["state"][w].update(shape=[2**62, 2**62, 4])),
     }
 
 
@@ -173,9 +183,7 @@ def test_malformed_files_raise_serialization_error(tmp_path, saved):
 def test_loading_into_a_model_validates_everything_first(tmp_path, saved):
     model, good = saved
     before = {k: v.to_numpy().copy() for k, v in model.state_dict().items()}
-    for name, data in _corruptions(good).items():
-        if name in ("bad_config", "unknown_type"):
-            continue
+    for name, data in _corruptions(good).items():  # bad_config and unknown_type included (issue 8 item 20)
         with pytest.raises(SerializationError):
             model.load_weights_json(_write(tmp_path / f"{name}.json", data))
         for k, v in model.state_dict().items():
@@ -183,6 +191,35 @@ def test_loading_into_a_model_validates_everything_first(tmp_path, saved):
     other = Sequential(Linear(3, 4), Tanh(), Linear(4, 2))
     with pytest.raises(SerializationError, match="architecture"):
         other.load_weights_json(tmp_path / "good.json")
+
+
+def test_load_weights_rejects_a_file_whose_arch_contradicts_its_state(tmp_path, saved):
+    model, good = saved
+    data = json.loads(json.dumps(good))
+    data["arch"]["children"]["0"]["config"]["in_features"] = 8
+    with pytest.raises(SerializationError, match="does not match its own 'arch'"):
+        model.load_weights_json(_write(tmp_path / "contradiction.json", data))
+    data = json.loads(json.dumps(good))
+    data["arch"]["children"]["0"]["config"]["in_features"] = -3
+    with pytest.raises(SerializationError, match="cannot build Linear"):
+        model.load_weights_json(_write(tmp_path / "unbuildable.json", data))
+
+
+def test_load_weights_compares_configs_not_only_type_names(tmp_path, saved):
+    _, good = saved
+    other = Sequential(Linear(3, 4), ReLU(), Linear(4, 2, bias=False))
+    with pytest.raises(SerializationError, match="architecture differs.*bias"):
+        other.load_weights_json(tmp_path / "good.json")
+    before = other[2].weight.to_numpy().copy()
+    other.load_weights_json(tmp_path / "good.json", strict=False)  # non-strict: matching keys load
+    assert not np.array_equal(other[2].weight.to_numpy(), before)
+
+
+@pytest.mark.parametrize("shape", [[3, True, 8], [3, 8.0], "3x8", [3, None]])
+def test_decode_array_rejects_non_int_dimensions(shape):
+    entry = {**S.encode_array(np.zeros((3, 8), np.float32)), "shape": shape}
+    with pytest.raises(SerializationError, match="shape must be a list of non-negative ints"):
+        S.decode_array(entry, "w")
 
 
 def test_load_weights_into_an_existing_model(tmp_path, saved):

@@ -16,8 +16,11 @@ def describe(*operands: Any) -> str:
         if hasattr(t, "shape") and hasattr(t, "dtype"):
             dev = getattr(t, "device", "?")
             parts.append(f"#{i}: shape={tuple(t.shape)} dtype={t.dtype} device={dev}")
+        elif isinstance(t, (tuple, list, dict)):  # a container's contents (a layer's whole state) is noise
+            parts.append(f"#{i}: {type(t).__name__} of {len(t)}")
         else:
-            parts.append(f"#{i}: {t!r}")
+            r = repr(t)
+            parts.append(f"#{i}: {r if len(r) <= 80 else type(t).__name__}")
     return "; ".join(parts)
 
 
@@ -79,9 +82,29 @@ class SerializationError(KeyDNNError, ValueError):
     """A checkpoint that is malformed, of an unknown format or type, or does not match the model."""
 
 
+class ArgumentError(OpError, ValueError):
+    """An argument outside what the call documents that is not a shape: a rate, eps, a mode or name, fit's
+    ``verbose``, a call with nothing to compute. (Sizes such as channels or kernel sizes are ShapeErrors.)"""
+
+
 class IndexingError(OpError, IndexError):
     """An index out of range or of an unsupported kind."""
 
 
 class DistributedError(KeyDNNError, RuntimeError):
     """A distributed run went wrong: a rank exited or timed out, ranks disagree, a collective was misused."""
+
+
+class OutOfMemoryError(OpError, MemoryError):
+    """An op or factory could not allocate its result (host memory; CUDA reports through its own errors)."""
+
+
+def wrap_kernel_error(op: str, error: Exception, *operands: Any) -> Exception:
+    """A KeyDNN error naming ``op`` and its operands for an error a kernel (NumPy) raised, keeping the
+    built-in base class so ``except ValueError`` and the like still catch it."""
+    if isinstance(error, MemoryError):
+        return OutOfMemoryError(op, f"out of memory ({error})", *operands)
+    for base, cls in ((ValueError, ShapeError), (TypeError, DTypeError), (IndexError, IndexingError)):
+        if isinstance(error, base):
+            return cls(op, str(error), *operands)
+    return OpError(op, f"{type(error).__name__}: {error}", *operands)

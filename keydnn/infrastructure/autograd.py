@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from weakref import ref as _weakref
 
 import numpy as np
 
-from keydnn.domain.errors import AutogradError, DeviceMismatchError
+from keydnn.domain.errors import AutogradError, DeviceMismatchError, KeyDNNError, wrap_kernel_error
 from keydnn.infrastructure.backends import kernels_for
 
 Tensor: Any = None  # set by keydnn.infrastructure.tensor._tensor (which imports this module first)
@@ -58,7 +59,7 @@ class Context:
     Ops may set further attributes (shapes, params) on it for their backward.
     """
 
-    __slots__ = ("k", "fn", "parents", "saved", "versions", "needs_grad", "freed", "__dict__")
+    __slots__ = ("k", "fn", "parents", "saved", "versions", "needs_grad", "freed", "__dict__", "__weakref__")
 
     def __init__(self, k: Any) -> None:
         self.k = k
@@ -103,7 +104,12 @@ class Function:
                 data.append(a)
         ctx = _new(Context)  # Context(kernels_for(device)), without the __init__ call
         ctx.k, ctx.saved, ctx.freed = kernels_for(device), (), False
-        out = cls.forward(ctx, *data, **params) if params else cls.forward(ctx, *data)
+        try:
+            out = cls.forward(ctx, *data, **params) if params else cls.forward(ctx, *data)
+        except KeyDNNError:
+            raise
+        except (MemoryError, ValueError, TypeError, IndexError) as e:  # free unless raised: name the op
+            raise wrap_kernel_error(cls.__name__, e, *args) from e
         t = _new(Tensor)
         t._data, t._device, t.grad, t._version = out, device, None, 0
         if need and _GradMode.enabled and cls.differentiable:
@@ -111,6 +117,9 @@ class Function:
             ctx.parents = args
             ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
             ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
+            for a in args:  # inputs without grad still feed the backward: Tensor.to_numpy hands them out
+                if isinstance(a, Tensor) and not a.requires_grad:  # read-only while this node lives
+                    a._graph_ref = _weakref(ctx)
             t.requires_grad, t._node = True, ctx
         else:
             t.requires_grad, t._node = False, None
@@ -236,7 +245,12 @@ def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
             if isinstance(p, Tensor) and p._version != version:
                 raise AutogradError(f"backward: an input of {node.fn.__name__} (shape {p.shape}) was "
                                     "modified in place after it was used; gradients would be wrong")
-        in_grads = node.fn.backward(node, g)
+        try:
+            in_grads = node.fn.backward(node, g)
+        except KeyDNNError:
+            raise
+        except (MemoryError, ValueError, TypeError, IndexError) as e:
+            raise wrap_kernel_error(f"{node.fn.__name__}.backward", e, *node.parents) from e
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         for p, gi, needed in zip(node.parents, in_grads, node.needs_grad):

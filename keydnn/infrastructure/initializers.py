@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from keydnn.domain.errors import ShapeError
+from keydnn.domain.errors import ArgumentError, ShapeError
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -30,8 +30,8 @@ def calculate_gain(nonlinearity: str = "linear", negative_slope: float = 0.01) -
     if nonlinearity == "leaky_relu":
         return math.sqrt(2.0 / (1.0 + negative_slope**2))
     if nonlinearity not in _GAINS:
-        raise ValueError(f"gain: unknown nonlinearity {nonlinearity!r}; expected one of "
-                         f"{sorted(_GAINS) + ['leaky_relu']}")
+        raise ArgumentError("gain", f"unknown nonlinearity {nonlinearity!r}; expected one of "
+                            f"{sorted(_GAINS) + ['leaky_relu']}")
     return _GAINS[nonlinearity]
 
 
@@ -87,7 +87,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 
 def _fan(tensor: Tensor, mode: str) -> int:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"initializer: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ArgumentError("initializer", f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = calculate_fans(tensor.shape)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -104,8 +104,7 @@ class WeightInitializer:
 
     def __init__(self, name: str) -> None:
         if name not in self._registry:
-            raise ValueError(f"WeightInitializer: unknown initializer {name!r}; "
-                             f"available: {self.available()}")
+            raise ArgumentError("WeightInitializer", f"unknown initializer {name!r}; available: {self.available()}")
         self.name = name
         self._fn = self._registry[name]
 
@@ -119,10 +118,10 @@ class WeightInitializer:
     def register_initializer(cls, name: str, *, overwrite: bool = False) -> Callable:
         """Decorator registering ``fn(tensor)`` under ``name``; ValueError on an empty or duplicate name."""
         if not isinstance(name, str) or not name:
-            raise ValueError("WeightInitializer.register_initializer: name must be a non-empty string")
+            raise ArgumentError("WeightInitializer.register_initializer", "name must be a non-empty string")
         if name in cls._registry and not overwrite:
-            raise ValueError(f"WeightInitializer.register_initializer: {name!r} is already registered "
-                             "(pass overwrite=True to replace it)")
+            raise ArgumentError("WeightInitializer.register_initializer", f"{name!r} is already registered "
+                                "(pass overwrite=True to replace it)")
 
         def decorate(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
             cls._registry[name] = fn

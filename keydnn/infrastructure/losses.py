@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import DTypeError, ShapeError
+from keydnn.domain.errors import ArgumentError, DTypeError, ShapeError
+from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.activation import log_softmax
 from keydnn.infrastructure.ops.loss import softmax_cross_entropy as _softmax_xent_per_sample
@@ -42,7 +43,7 @@ def _reduce(op: str, per: Tensor, reduction: str) -> Tensor:
         return per.sum()
     if reduction == "none":
         return per
-    raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    raise ArgumentError(op, f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def _per_sample_sum(t: Tensor) -> Tensor:
@@ -61,9 +62,23 @@ def mse(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce("mse", d * d, reduction)
 
 
+def _check_probabilities(op: str, pred: Tensor) -> None:
+    """Probabilities outside [0, 1] (or NaN) raise, as in PyTorch: clipping them would hide a wrong model
+    head (a missing sigmoid) behind a finite loss."""
+    if pred.numel() == 0:
+        return
+    with no_grad():
+        lo, hi = float(pred.min().item()), float(pred.max().item())
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise ShapeError(op, f"expects probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; for logits "
+                         "use from_logits=True / binary_cross_entropy_with_logits", pred)
+
+
 def binary_cross_entropy(pred: Tensor, target: Any, reduction: str = "mean", eps: float = 1e-7) -> Tensor:
-    """-[t log p + (1-t) log(1-p)] on probabilities, with p clipped to [eps, 1-eps] so log stays finite."""
+    """-[t log p + (1-t) log(1-p)] on probabilities in [0, 1] (others raise ShapeError), with p clipped to
+    [eps, 1-eps] so log stays finite."""
     t = _target("binary_cross_entropy", pred, target)
+    _check_probabilities("binary_cross_entropy", pred)
     p = pred.clip(eps, 1.0 - eps)
     return _reduce("binary_cross_entropy", -(t * p.log() + (1.0 - t) * (1.0 - p).log()), reduction)
 
@@ -84,6 +99,21 @@ def categorical_cross_entropy(pred: Tensor, target: Any, reduction: str = "mean"
     """-sum_c t_c log p_c per sample, on probabilities (N, C) and one-hot / soft targets (N, C)."""
     t = _target("categorical_cross_entropy", pred, target)
     return _reduce("categorical_cross_entropy", _per_sample_sum(-(t * pred.clip(eps, 1.0).log())), reduction)
+
+
+def sparse_categorical_cross_entropy(pred: Tensor, labels: Any, reduction: str = "mean",
+                                     eps: float = 1e-7) -> Tensor:
+    """-log p[label] per sample, on probabilities (N, C) and integer class labels (N,), as Keras's
+    ``sparse_categorical_crossentropy`` (p clipped to [eps, 1] so log stays finite)."""
+    op = "sparse_categorical_cross_entropy"
+    if not isinstance(pred, Tensor) or pred.ndim != 2:
+        raise ShapeError(op, "expects probabilities of shape (N, C)", *([pred] if isinstance(pred, Tensor) else []))
+    if not isinstance(labels, Tensor):
+        labels = Tensor(data=np.asarray(labels), device=pred.device)
+    if labels.dtype.kind not in "iu" or labels.shape != pred.shape[:1]:
+        raise DTypeError(op, f"labels must be integer class indices of shape ({pred.shape[0]},)", pred, labels)
+    onehot = (labels.reshape((-1, 1)) == Tensor.arange(pred.shape[1], device=pred.device)).astype(pred.dtype)
+    return _reduce(op, -(onehot * pred.clip(eps, 1.0).log()).sum(axis=1), reduction)
 
 
 def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
@@ -117,8 +147,7 @@ class Loss(Module):
         super().__init__()
         reduction = self.default_reduction if reduction is None else reduction
         if reduction not in REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, "
-                             f"got {reduction!r}")
+            raise ArgumentError(type(self).__name__, f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
     @property
@@ -142,17 +171,20 @@ class MSE(Loss):
 
 
 class BinaryCrossEntropy(Loss):
-    """BCE on probabilities (clipped to [eps, 1-eps])."""
+    """BCE on probabilities (clipped to [eps, 1-eps]; outside [0, 1] raises), or on logits with
+    ``from_logits=True`` (as Keras's ``BinaryCrossentropy``)."""
 
-    def __init__(self, reduction: str | None = None, eps: float = 1e-7) -> None:
+    def __init__(self, reduction: str | None = None, eps: float = 1e-7, *, from_logits: bool = False) -> None:
         super().__init__(reduction)
-        self.eps = float(eps)
+        self.eps, self.from_logits = float(eps), bool(from_logits)
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:
+        if self.from_logits:
+            return binary_cross_entropy_with_logits(pred, target, self.reduction)
         return binary_cross_entropy(pred, target, self.reduction, self.eps)
 
     def get_config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction, "eps": self.eps}
+        return {"reduction": self.reduction, "eps": self.eps, "from_logits": self.from_logits}
 
 
 class BCEWithLogits(Loss):
@@ -163,10 +195,23 @@ class BCEWithLogits(Loss):
 
 
 class CategoricalCrossEntropy(BinaryCrossEntropy):
-    """Cross-entropy on probabilities (N, C) and one-hot targets (N, C)."""
+    """Cross-entropy on probabilities (N, C) and one-hot targets (N, C); on logits with ``from_logits=True``
+    (softmax applied inside, fused and stable), as Keras's ``CategoricalCrossentropy``."""
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:
+        if self.from_logits:
+            return softmax_cross_entropy(pred, _target("categorical_cross_entropy", pred, target), self.reduction)
         return categorical_cross_entropy(pred, target, self.reduction, self.eps)
+
+
+class SparseCategoricalCrossEntropy(BinaryCrossEntropy):
+    """Cross-entropy on probabilities (N, C) and integer labels (N,); on logits with ``from_logits=True``
+    (the fused softmax cross-entropy), as Keras's ``SparseCategoricalCrossentropy``."""
+
+    def forward(self, pred: Tensor, labels: Any) -> Tensor:
+        if self.from_logits:
+            return softmax_cross_entropy(pred, labels, self.reduction)
+        return sparse_categorical_cross_entropy(pred, labels, self.reduction, self.eps)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -180,6 +225,9 @@ CrossEntropyLoss = SoftmaxCrossEntropy
 MSELoss = MSE
 BCELoss = BinaryCrossEntropy
 BCEWithLogitsLoss = BCEWithLogits
+BinaryCrossentropy = BinaryCrossEntropy  # Keras's spellings
+CategoricalCrossentropy = CategoricalCrossEntropy
+SparseCategoricalCrossentropy = SparseCategoricalCrossEntropy
 
 
 class _LossFn:
@@ -247,17 +295,20 @@ def _bce_grad(p: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
     return (pc - t) / (pc * (1.0 - pc)) * (1.0 / p.numel()) * inside
 
 
-LOSSES = {"sse": SSE, "mse": MSE, "binary_crossentropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy,
-          "bce_with_logits": BCEWithLogits, "categorical_crossentropy": CategoricalCrossEntropy,
-          "softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy,
-          "sparse_categorical_crossentropy": SoftmaxCrossEntropy}
+# Keras's names keep Keras's meaning: the *_crossentropy names take probabilities (pass a loss object with
+# from_logits=True for logits); the PyTorch-style names cross_entropy / softmax_cross_entropy take logits.
+LOSSES = {"sse": SSE, "mse": MSE, "mean_squared_error": MSE,
+          "binary_crossentropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy, "bce_with_logits": BCEWithLogits,
+          "categorical_crossentropy": CategoricalCrossEntropy,
+          "sparse_categorical_crossentropy": SparseCategoricalCrossEntropy,
+          "softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy}
 
 
 def get_loss(loss: Any) -> Any:
     """A callable loss from a loss object, a class or a name in ``LOSSES``."""
     if isinstance(loss, str):
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+            raise ArgumentError("get_loss", f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
         return LOSSES[loss]()
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()
@@ -269,7 +320,8 @@ def get_loss(loss: Any) -> Any:
 
 
 __all__ = ["BCELoss", "BCEWithLogits", "BCEWithLogitsLoss", "BinaryCrossEntropy", "BinaryCrossEntropyFn",
-           "CategoricalCrossEntropy", "CategoricalCrossEntropyFn", "CrossEntropyLoss", "LOSSES", "Loss",
-           "MSE", "MSEFn", "MSELoss", "SSE", "SSEFn", "SoftmaxCrossEntropy", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "categorical_cross_entropy", "cross_entropy", "get_loss",
-           "mse", "softmax_cross_entropy", "sse"]
+           "BinaryCrossentropy", "CategoricalCrossEntropy", "CategoricalCrossEntropyFn", "CategoricalCrossentropy",
+           "CrossEntropyLoss", "LOSSES", "Loss", "MSE", "MSEFn", "MSELoss", "SSE", "SSEFn", "SoftmaxCrossEntropy",
+           "SparseCategoricalCrossEntropy", "SparseCategoricalCrossentropy", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "categorical_cross_entropy", "cross_entropy", "get_loss", "mse",
+           "softmax_cross_entropy", "sparse_categorical_cross_entropy", "sse"]

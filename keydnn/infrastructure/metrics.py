@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import ShapeError
+from keydnn.domain.errors import ArgumentError, ShapeError
 
 
 def _host(x: Any) -> np.ndarray:
@@ -53,7 +53,7 @@ METRICS: dict[str, Callable[[Any, Any], float]] = {
 def get_metric(metric: Any) -> Callable[[Any, Any], float]:
     if isinstance(metric, str):
         if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
+            raise ArgumentError("get_metric", f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
         return METRICS[metric]
     if not callable(metric):
         raise TypeError(f"a metric must be callable or a name, got {type(metric).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -110,23 +111,27 @@ def decode_array(entry: Any, name: str = "?") -> np.ndarray:
     """The array an entry describes, after checking every field; SerializationError otherwise."""
     if not isinstance(entry, dict) or not {"b64", "dtype", "shape"} <= set(entry):
         raise SerializationError(f"state[{name!r}]: expected an object with 'b64', 'dtype' and 'shape'")
+    if not isinstance(entry["dtype"], str):
+        raise SerializationError(f"state[{name!r}]: dtype must be a string, got {entry['dtype']!r}")
     try:
         dtype = np.dtype(entry["dtype"])
-    except TypeError:
+    except (TypeError, ValueError):
         raise SerializationError(f"state[{name!r}]: bad dtype {entry['dtype']!r}") from None
     if dtype.newbyteorder("=") not in _ALLOWED_DTYPES and dtype not in _ALLOWED_DTYPES:
         raise SerializationError(f"state[{name!r}]: unsupported dtype {dtype}")
     shape = entry["shape"]
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+    # bool is an int in Python (JSON true would pass isinstance(s, int)): refuse it explicitly
+    if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                              for s in shape):
         raise SerializationError(f"state[{name!r}]: shape must be a list of non-negative ints, got {shape!r}")
     order = entry.get("order", "C")
-    if order not in ("C", "F"):
+    if not isinstance(order, str) or order not in ("C", "F"):
         raise SerializationError(f"state[{name!r}]: order must be 'C' or 'F', got {order!r}")
     try:
         raw = base64.b64decode(entry["b64"], validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise SerializationError(f"state[{name!r}]: 'b64' is not valid base64") from None
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: np.prod(int64) could wrap around
     if len(raw) != expected:
         raise SerializationError(f"state[{name!r}]: {len(raw)} bytes for shape {shape} of {dtype} "
                                  f"(expected {expected})")
@@ -138,12 +143,15 @@ def extract_state_payload(module: Module) -> dict[str, dict[str, Any]]:
     return {name: encode_array(t.to_numpy()) for name, t in module.state_dict().items()}
 
 
-def load_state_payload_(module: Module, payload: Any, *, strict: bool = True) -> None:
-    """Decode and check every entry against ``module`` first; then load. Nothing is written on error."""
+def decode_state_payload(payload: Any) -> dict[str, np.ndarray]:
     if not isinstance(payload, dict):
         raise SerializationError("'state' must be an object mapping names to tensors")
-    arrays = {name: decode_array(entry, name) for name, entry in payload.items()}
-    module.load_state_dict(arrays, strict=strict)
+    return {name: decode_array(entry, name) for name, entry in payload.items()}
+
+
+def load_state_payload_(module: Module, payload: Any, *, strict: bool = True) -> None:
+    """Decode and check every entry against ``module`` first; then load. Nothing is written on error."""
+    module.load_state_dict(decode_state_payload(payload), strict=strict)
 
 
 # ---- files -----------------------------------------------------------------------------------------
@@ -186,18 +194,49 @@ def load_json(path: str | os.PathLike, *, device: Any = None) -> Module:
     return from_checkpoint(_read(path), device=device)
 
 
-def _arch_signature(node: dict[str, Any]) -> Any:
-    return (node["type"], tuple((k, _arch_signature(v)) for k, v in sorted(node["children"].items())))
+def _without_device(config: Any) -> Any:
+    """A config with every "device" entry dropped (nested ones too): loading onto another device is fine."""
+    if isinstance(config, dict):
+        return {k: _without_device(v) for k, v in config.items() if k != "device"}
+    return config
+
+
+def _arch_difference(saved: Any, own: dict[str, Any], path: str = "arch") -> str | None:
+    """Where two architecture trees differ (type, config other than "device", children), or None."""
+    if not isinstance(saved, dict):
+        return f"{path}: expected an object"
+    if saved.get("type") != own["type"]:
+        return f"{path}: type {saved.get('type')!r} != {own['type']!r}"
+    strip = _without_device
+    if strip(saved.get("config", {})) != strip(own["config"]):
+        return f"{path}: {own['type']} config {strip(saved.get('config'))} != {strip(own['config'])}"
+    children = saved.get("children", {})
+    if not isinstance(children, dict) or sorted(children) != sorted(own["children"]):
+        return f"{path}: children {sorted(children) if isinstance(children, dict) else children!r} != " \
+               f"{sorted(own['children'])}"
+    for name, child in own["children"].items():
+        if (diff := _arch_difference(children[name], child, f"{path}.{name}")) is not None:
+            return diff
+    return None
 
 
 def load_json_into(module: Module, path: str | os.PathLike, *, strict: bool = True) -> None:
-    """Load the state saved at ``path`` into an existing ``module`` of the same architecture."""
+    """Load the state saved at ``path`` into an existing ``module`` of the same architecture.
+
+    Before ``module`` is touched, the file must describe a buildable model whose state matches its own
+    architecture (it is built on the CPU and loaded), and, with ``strict``, that architecture (types,
+    configs other than the device, children) must equal ``module``'s."""
     data = _read(path)
+    arrays = decode_state_payload(data["state"])
+    saved = module_from_config(data["arch"], device="cpu")
     try:
-        same = _arch_signature(data["arch"]) == _arch_signature(module_to_config(module))
-    except (KeyError, TypeError, AttributeError):
-        raise SerializationError(f"{path}: malformed 'arch' tree") from None
-    if strict and not same:
-        raise SerializationError(f"{path}: the checkpoint's architecture differs from "
-                                 f"{type(module).__name__}'s")
-    load_state_payload_(module, data["state"], strict=strict)
+        saved.load_state_dict(arrays, strict=True)
+    except SerializationError as exc:
+        raise SerializationError(f"{path}: the checkpoint's state does not match its own 'arch': {exc}") from None
+    if strict:
+        own = json.loads(json.dumps(module_to_config(module)))  # tuples as lists, as in the file
+        diff = _arch_difference(data["arch"], own)
+        if diff is not None:
+            raise SerializationError(f"{path}: the checkpoint's architecture differs from "
+                                     f"{type(module).__name__}'s ({diff})")
+    module.load_state_dict(arrays, strict=strict)

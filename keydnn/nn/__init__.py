@@ -13,6 +13,7 @@ from keydnn.infrastructure.losses import (
     Loss,
     MSELoss,
     SoftmaxCrossEntropy,
+    SparseCategoricalCrossEntropy,
 )
 from keydnn.infrastructure.nn import (
     AvgPool2d,
@@ -48,5 +49,5 @@ __all__ = ["GRU", "LSTM", "MSE", "RNN", "SSE", "AvgPool2d", "BCELoss", "BCEWithL
            "Conv2d", "Conv2dTranspose", "CrossEntropyLoss", "Dense", "Dropout", "Flatten", "GRUCell",
            "GlobalAvgPool2d", "History", "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "Loss",
            "MSELoss", "MaxPool2d", "Model", "Module", "Parameter", "RNNCell", "ReLU", "Sequential", "Sigmoid",
-           "Softmax", "SoftmaxCrossEntropy", "Tanh", "functional", "init", "load_json", "register_module",
-           "save_json"]
+           "Softmax", "SoftmaxCrossEntropy", "SparseCategoricalCrossEntropy", "Tanh", "functional", "init",
+           "load_json", "register_module", "save_json"]

@@ -7,6 +7,7 @@ from keydnn.infrastructure.losses import (
     cross_entropy,
     mse,
     softmax_cross_entropy,
+    sparse_categorical_cross_entropy,
     sse,
 )
 from keydnn.infrastructure.ops.activation import dropout, log_softmax, softmax
@@ -19,4 +20,4 @@ from keydnn.infrastructure.ops.pool import avg_pool2d, global_avg_pool2d, max_po
 __all__ = ["avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
            "categorical_cross_entropy", "conv2d", "conv_transpose2d", "cross_entropy", "dropout",
            "global_avg_pool2d", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse",
-           "relu", "sigmoid", "softmax", "softmax_cross_entropy", "sse", "tanh"]
+           "relu", "sigmoid", "softmax", "softmax_cross_entropy", "sparse_categorical_cross_entropy", "sse", "tanh"]

@@ -11,6 +11,8 @@ from keydnn import Tensor
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
 from keydnn.infrastructure import initializers as init
 from keydnn.infrastructure.nn import (
+    BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Dropout,
     Flatten,
@@ -53,8 +55,8 @@ def test_linear_matches_torch_with_batch_axes(rng):
     (lin(x) ** 2).sum().backward()
     tl = torch.nn.Linear(6, 4)
     with torch.no_grad():
-        tl.weight.copy_(torch.from_numpy(lin.weight.to_numpy()))
-        tl.bias.copy_(torch.from_numpy(lin.bias.to_numpy()))
+        tl.weight.copy_(torch.tensor(lin.weight.to_numpy()))
+        tl.bias.copy_(torch.tensor(lin.bias.to_numpy()))
     tx = torch.from_numpy(x_np).requires_grad_()
     (tl(tx) ** 2).sum().backward()
     np.testing.assert_allclose(x.grad.to_numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
@@ -207,3 +209,13 @@ def test_fans_and_registry():
     def sevens(t):
         return init.uniform_(t, 7.0, 7.0)
     assert init.WeightInitializer.get("test_sevens")(Tensor.zeros((2,))).to_numpy().tolist() == [7, 7]
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: BatchNorm1d(8), (1, 8)), (lambda: BatchNorm1d(4), (1, 4, 1)),
+                                         (lambda: BatchNorm2d(3), (1, 3, 1, 1))])
+def test_batchnorm_in_training_needs_more_than_one_value_per_channel(make, shape):
+    layer = make()
+    with pytest.raises(ShapeError, match="more than 1 value per channel when training"):
+        layer(Tensor.randn(shape))
+    layer.eval()  # running statistics need no batch
+    assert layer(Tensor.randn(shape)).shape == shape

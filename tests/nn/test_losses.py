@@ -159,3 +159,73 @@ def test_get_loss_by_name_class_and_callable():
         L.get_loss("bogus")
     with pytest.raises(TypeError):
         L.get_loss(3)
+
+
+# ---- issue 8 item 4: BCE on values outside [0, 1] raises ------------------------------------------------
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+@pytest.mark.parametrize("loss", [L.BCELoss(), L.get_loss("binary_crossentropy"), L.binary_cross_entropy,
+                                  L.BinaryCrossEntropyFn.apply], ids=["BCELoss", "keras_name", "fn", "seed_fn"])
+def test_bce_rejects_probabilities_outside_0_1(loss, bad):
+    pred = Tensor.from_numpy(np.array([0.2, bad, 0.7], np.float32))
+    with pytest.raises(ShapeError, match="binary_cross_entropy: expects probabilities in \\[0, 1\\]"):
+        loss(pred, np.array([0.0, 1.0, 1.0], np.float32))
+
+
+def test_bce_still_clips_probabilities_at_the_edges():
+    value = L.BCELoss()(Tensor.from_numpy(np.array([0.0, 1.0])), np.array([0.0, 1.0])).item()
+    assert np.isfinite(value) and value < 1e-5
+
+
+# ---- issue 8 item 5: Keras loss names mean what they mean in Keras ---------------------------------------
+def _softmax_probs(rng, n=6, c=4):
+    z = rng.standard_normal((n, c))
+    return z, np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+
+def test_sparse_categorical_crossentropy_takes_probabilities_as_in_keras(rng):
+    z, p = _softmax_probs(rng)
+    labels = np.array([0, 3, 1, 2, 2, 0])
+    expected = -np.log(p[np.arange(6), labels]).mean()
+    got = L.get_loss("sparse_categorical_crossentropy")(Tensor.from_numpy(p), labels).item()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    logits = L.SparseCategoricalCrossentropy(from_logits=True)(Tensor.from_numpy(z), labels).item()
+    np.testing.assert_allclose(logits, expected, rtol=1e-10)
+    lv, g = _grad(L.SparseCategoricalCrossEntropy(), p, labels)
+    onehot = np.eye(4)[labels]
+    np.testing.assert_allclose(g, -onehot / p / 6, rtol=1e-10)
+
+
+def test_categorical_crossentropy_from_logits_matches_probabilities(rng):
+    z, p = _softmax_probs(rng)
+    onehot = np.eye(4)[[1, 0, 3, 3, 2, 1]]
+    expected = -(onehot * np.log(p)).sum(1).mean()
+    for loss, pred in ((L.get_loss("categorical_crossentropy"), p),
+                       (L.CategoricalCrossentropy(from_logits=True), z)):
+        np.testing.assert_allclose(loss(Tensor.from_numpy(pred), onehot).item(), expected, rtol=1e-10)
+
+
+def test_binary_crossentropy_from_logits(rng):
+    z = rng.standard_normal((5, 2))
+    t = (rng.random((5, 2)) > 0.5).astype(np.float64)
+    p = 1 / (1 + np.exp(-z))
+    expected = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
+    got = L.BinaryCrossentropy(from_logits=True)(Tensor.from_numpy(z), t).item()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert L.BinaryCrossEntropy(from_logits=True).get_config()["from_logits"] is True
+
+
+def test_a_softmax_head_with_the_keras_name_gets_no_double_softmax(rng):
+    from keydnn.nn import Linear, Sequential, Softmax
+    from keydnn.optim import SGD
+
+    x = rng.standard_normal((64, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    model = Sequential(Linear(5, 3), Softmax())
+    before = model.evaluate(x, y, loss="sparse_categorical_crossentropy")["loss"]
+    model.fit(x, y, loss="sparse_categorical_crossentropy", optimizer=SGD(model.parameters(), lr=0.5),
+              epochs=60, batch_size=64, verbose=0)
+    p = model.predict(x).to_numpy()
+    keras_value = -np.log(p[np.arange(64), y]).mean()
+    logs = model.evaluate(x, y, loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(logs["loss"], keras_value, rtol=1e-5)
+    assert keras_value < 0.7 * before

@@ -7,10 +7,21 @@ import numpy as np
 import pytest
 
 from keydnn import Tensor
-from keydnn.domain.errors import ShapeError
+from keydnn.domain.errors import ArgumentError, DTypeError, KeyDNNError, ShapeError
 from keydnn.infrastructure import metrics as M
 from keydnn.infrastructure.losses import MSE, SoftmaxCrossEntropy
-from keydnn.infrastructure.nn import Dense, Dropout, History, Linear, ReLU, Sequential
+from keydnn.infrastructure.nn import (
+    BatchNorm1d,
+    Conv2d,
+    Conv2dTranspose,
+    Dense,
+    Dropout,
+    History,
+    LayerNorm,
+    Linear,
+    ReLU,
+    Sequential,
+)
 from keydnn.infrastructure.optim import SGD, Adam
 from keydnn.infrastructure.tensor import manual_seed
 
@@ -209,3 +220,86 @@ def test_metrics_helpers():
         M.get_metric("bogus")
     with pytest.raises(ShapeError):
         M.categorical_accuracy(np.array([0, 1]), np.array([0.3, 0.2]))
+
+
+# ---- issue 8 item 10: fit takes lists and other array-likes ---------------------------------------------
+def test_fit_and_evaluate_accept_lists(rng):
+    x, y = _data(rng)
+    model = _model()
+    hist = model.fit(x.tolist(), y.tolist(), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                     batch_size=8, epochs=3, verbose=0)
+    assert len(hist["loss"]) == 3 and hist["loss"][-1] < hist["loss"][0]
+    assert model.evaluate(x.tolist(), y.tolist(), SoftmaxCrossEntropy())["loss"] == pytest.approx(
+        model.evaluate(x, y, SoftmaxCrossEntropy())["loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("x", [[[1.0, 2.0], [3.0]], ["a", "b"], 3.0], ids=["ragged", "strings", "scalar"])
+def test_fit_rejects_what_it_cannot_take_with_a_keydnn_error(x):
+    model = Sequential(Linear(2, 1))
+    with pytest.raises(KeyDNNError, match="^Model.fit: x and y must be Tensors, ndarrays or"):
+        model.fit(x, [1.0, 2.0], loss="mse", optimizer=SGD(model.parameters(), lr=0.1), verbose=0)
+
+
+# ---- issue 8 item 11: a tuple between layers gets a short error with the fix ---------------------------
+def test_sequential_lstm_returning_state_says_to_pass_return_state_false():
+    from keydnn.nn import LSTM
+
+    model = Sequential(LSTM(4, 6), Linear(6, 2))
+    with pytest.raises(DTypeError) as info:
+        model(Tensor.randn((5, 3, 4)))
+    msg = str(info.value)
+    assert "return_state=False" in msg and "layer 0 (LSTM) returned a tuple of 2" in msg
+    assert len(msg) < 300 and "Tensor(" not in msg
+    fixed = Sequential(LSTM(4, 6, return_sequences=False, return_state=False), Linear(6, 2))
+    assert fixed(Tensor.randn((5, 3, 4))).shape == (3, 2)
+
+
+def test_an_error_naming_a_container_operand_does_not_dump_it():
+    with pytest.raises(DTypeError) as info:
+        Linear(6, 2)((Tensor.randn((3, 6)), Tensor.randn((3, 6))))
+    assert "tuple of 2" in str(info.value) and len(str(info.value)) < 200
+
+
+# ---- issue 8 item 12: one error type per kind of mistake; out-of-range values rejected ------------------
+@pytest.mark.parametrize("make", [
+    lambda: Conv2d(3, 8, 0), lambda: Conv2d(-1, 8, 3), lambda: Conv2d(3.5, 8, 3), lambda: Conv2d(3, 8, 3, groups=2),
+    lambda: Linear(0, 2), lambda: Linear(2, True), lambda: Dense(0), lambda: BatchNorm1d(0), lambda: LayerNorm(0),
+    lambda: Conv2dTranspose(3, 8, 3, stride=1, output_padding=1)])
+def test_bad_sizes_in_constructors_are_shape_errors(make):
+    with pytest.raises(ShapeError):
+        make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Conv2d(3, 8, 3, padding="full"), lambda: Conv2d(3, 8, 3, stride=2, padding="same"),
+    lambda: Dropout(1.0), lambda: BatchNorm1d(4, momentum=2.0), lambda: LayerNorm(4, eps=0.0),
+    lambda: MSE(reduction="avg"), lambda: SGD(Linear(2, 2).parameters(), lr=-1.0),
+    lambda: SGD(Linear(2, 2).parameters(), lr=0.1, nesterov=True)])
+def test_bad_values_in_constructors_are_argument_errors(make):
+    with pytest.raises(ArgumentError):
+        make()
+    assert issubclass(ArgumentError, ValueError) and issubclass(ShapeError, ValueError)  # seed's ValueError kept
+
+
+@pytest.mark.parametrize("kw", [{"verbose": 3}, {"verbose": -1}, {"verbose": "loud"}, {"epochs": 2.5},
+                                {"epochs": 0}, {"batch_size": 0}, {"batch_size": True}])
+def test_fit_rejects_out_of_range_settings(rng, kw):
+    x, y = _data(rng)
+    model = _model()
+    with pytest.raises(ArgumentError, match="^Model.fit"):
+        model.fit(x, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), **kw)
+
+
+def test_fit_accepts_keras_verbose_spellings(rng, capsys):
+    x, y = _data(rng)
+    model = _model()
+    for verbose in ("auto", False, 0, 2):
+        model.fit(x, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), verbose=verbose)
+    assert "Epoch 1/1" in capsys.readouterr().out  # verbose=2 prints a line
+
+
+def test_evaluate_with_nothing_to_compute_raises(rng):
+    x, y = _data(rng)
+    with pytest.raises(ArgumentError, match="^Model.evaluate: nothing to compute"):
+        _model().evaluate(x, y)
+    assert set(_model().evaluate(x, y, metrics=["accuracy"])) == {"accuracy"}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.nn.module import Module
+from keydnn.infrastructure.ops._util import dim_alias
 from keydnn.infrastructure.ops.activation import log_softmax, softmax
 from keydnn.infrastructure.serialization import register_module
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -37,7 +39,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.alpha = float(alpha if negative_slope is None else negative_slope)
         if self.alpha < 0:
-            raise ValueError(f"LeakyReLU: alpha must be >= 0, got {self.alpha}")
+            raise ArgumentError("LeakyReLU", f"alpha must be >= 0, got {self.alpha}")
 
     def forward(self, x: Tensor) -> Tensor:
         return x.leaky_relu(self.alpha)
@@ -50,9 +52,9 @@ class LeakyReLU(Module):
 class Softmax(Module):
     """Softmax over ``axis`` (default the last), numerically stable, with its analytic backward."""
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = int(dim_alias(type(self).__name__, axis, dim, -1))
 
     def forward(self, x: Tensor) -> Tensor:
         return softmax(x, self.axis)

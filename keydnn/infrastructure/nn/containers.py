@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from keydnn.domain.errors import DTypeError
 from keydnn.infrastructure.nn.model import Model
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.serialization import register_module
+
+
+def _tuple_between_layers(name: str, layer: Module, following: Module, out: tuple) -> None:
+    """A layer that returns several values (a recurrent layer's output and state) cannot feed the next one;
+    say so in one line instead of letting the next layer print the tuple."""
+    hint = ""
+    if getattr(layer, "return_state", False):
+        hint = (f"; build it with return_state=False (e.g. {type(layer).__name__}(..., return_state=False), "
+                "and return_sequences=False to keep only the last step)")
+    raise DTypeError("Sequential", f"layer {name} ({type(layer).__name__}) returned a tuple of {len(out)} values "
+                     f"but the next layer ({type(following).__name__}) takes one tensor{hint}")
 
 
 @register_module()
@@ -28,8 +40,11 @@ class Sequential(Model):
         self.register_module(name, layer)
 
     def forward(self, x: Any) -> Any:
-        for layer in self._modules.values():
+        layers = list(self._modules.items())
+        for i, (name, layer) in enumerate(layers):
             x = layer(x)
+            if isinstance(x, tuple) and i + 1 < len(layers):
+                _tuple_between_layers(name, layer, layers[i + 1][1], x)
         return x
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
+from keydnn.domain.errors import ArgumentError, ShapeError
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.conv import conv2d, conv_transpose2d, pair
 from keydnn.infrastructure.parameter import Parameter
@@ -17,7 +18,7 @@ from keydnn.infrastructure.tensor._tensor import Tensor, as_dtype
 
 def _positive(name: str, cls: str, value: Any) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{cls}: {name} must be a positive int, got {value!r}")
+        raise ShapeError(cls, f"{name} must be a positive int, got {value!r}")
     return int(value)
 
 
@@ -38,7 +39,7 @@ class _ConvBase(Module):
         self.out_channels = _positive("out_channels", cls, out_channels)
         self.groups = _positive("groups", cls, groups)
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"{cls}: groups={groups} must divide in_channels and out_channels")
+            raise ShapeError(cls, f"groups={groups} must divide in_channels and out_channels")
         self.kernel_size = pair(cls, "kernel_size", kernel_size, 1)
         self.stride, self.dilation = pair(cls, "stride", stride, 1), pair(cls, "dilation", dilation, 1)
         self._device = Device(device) if device is not None else CPU
@@ -91,11 +92,9 @@ class Conv2d(_ConvBase):
         self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, device, dtype)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(
-                    f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
-                )
+                raise ArgumentError("Conv2d", f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
             if padding == "same" and self.stride != (1, 1):
-                raise ValueError("Conv2d: padding='same' needs stride 1")
+                raise ArgumentError("Conv2d", "padding='same' needs stride 1")
             self.padding: Any = padding
         else:
             self.padding = pair("Conv2d", "padding", padding, 0)
@@ -144,7 +143,7 @@ class Conv2dTranspose(_ConvBase):
         if any(
             o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)
         ):
-            raise ValueError("Conv2dTranspose: output_padding must be smaller than stride or dilation")
+            raise ShapeError("Conv2dTranspose", "output_padding must be smaller than stride or dilation")
         self.initializer = initializer
         shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
         self.weight = Parameter(shape, self._device, dtype=self._dtype, initializer=initializer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.activation import dropout
 from keydnn.infrastructure.serialization import register_module
@@ -34,7 +35,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+            raise ArgumentError("Dropout", f"p must be in [0, 1), got {p}")
         self.p = float(p)
 
     def forward(self, x: Tensor) -> Tensor:

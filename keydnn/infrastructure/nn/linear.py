@@ -28,8 +28,8 @@ class Linear(Module):
                  dtype: Any = None, initializer: str = "xavier_uniform") -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                raise ShapeError(type(self).__name__, f"{name} must be a positive int, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.use_bias = bool(bias)
         self.initializer = initializer
@@ -61,8 +61,8 @@ class Dense(Module):
     def __init__(self, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None,
                  initializer: str = "xavier_uniform", in_features: int | None = None) -> None:
         super().__init__()
-        if not isinstance(out_features, (int, np.integer)) or out_features <= 0:
-            raise ValueError(f"Dense: out_features must be a positive int, got {out_features!r}")
+        if not isinstance(out_features, (int, np.integer)) or isinstance(out_features, bool) or out_features <= 0:
+            raise ShapeError("Dense", f"out_features must be a positive int, got {out_features!r}")
         self.out_features = int(out_features)
         self.use_bias = bool(bias)
         self.initializer = initializer
@@ -72,7 +72,7 @@ class Dense(Module):
         self.weight: Parameter | None = None
         self.bias: Parameter | None = None
         if in_features is not None:
-            self.build(int(in_features))
+            self.build(in_features)
 
     @property
     def is_built(self) -> bool:
@@ -81,8 +81,8 @@ class Dense(Module):
     def build(self, in_features: int) -> None:
         if self.is_built:
             raise RuntimeError(f"Dense: already built with in_features={self.in_features}")
-        if in_features <= 0:
-            raise ValueError(f"Dense: in_features must be positive, got {in_features}")
+        if not isinstance(in_features, (int, np.integer)) or isinstance(in_features, bool) or in_features <= 0:
+            raise ShapeError("Dense", f"in_features must be a positive int, got {in_features!r}")
         self.in_features = in_features
         self.weight = Parameter((self.out_features, in_features), self._device, dtype=self._dtype,
                                 initializer=self.initializer)

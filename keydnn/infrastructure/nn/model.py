@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import ShapeError
+from keydnn.domain.errors import ArgumentError, DTypeError, ShapeError
 from keydnn.infrastructure import losses as _losses  # module import: losses itself imports nn.module
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.metrics import get_metric, metric_name
@@ -82,6 +82,40 @@ class _Averager:
         return {k: s / max(self.seen, 1) for k, s in self.sums.items()}
 
 
+def _as_samples(op: str, data: Any) -> Any:
+    """Tensors and ndarrays as they are; lists and other array-likes as ndarrays (they cannot be indexed by
+    a batch of sample indices)."""
+    if isinstance(data, (Tensor, np.ndarray)):
+        return data
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise ShapeError(op, f"x and y must be Tensors, ndarrays or array-likes of equal-shaped samples ({e})") \
+            from None
+    if arr.dtype.kind not in "biuf" or arr.ndim == 0:
+        raise DTypeError(op, f"x and y must be Tensors, ndarrays or numeric array-likes with a sample axis, got "
+                         f"{type(data).__name__}" + (f" of {arr.dtype}" if arr.ndim else " (a scalar)"))
+    return arr
+
+
+def _count(name: str, value: Any) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ArgumentError("Model.fit", f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _verbose(value: Any) -> int:
+    """Keras's verbose: 0 silent, 1 a progress bar, 2 a line per epoch; 'auto' and booleans as 1 / 0."""
+    if value == "auto":
+        return 1
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if not isinstance(value, (int, np.integer)) or value not in (0, 1, 2):
+        raise ArgumentError("Model.fit", f"verbose must be 0 (silent), 1 (progress bar), 2 (a line per "
+                            f"epoch) or 'auto', got {value!r}")
+    return int(value)
+
+
 class Model(Module):
     """A Module that can be trained and evaluated: Keras-style ``fit``/``evaluate``/``predict``."""
 
@@ -111,7 +145,7 @@ class Model(Module):
     def _metrics(metrics: Sequence[Any] | None, names: Sequence[str] | None) -> list[tuple[str, Any]]:
         metrics = list(metrics or [])
         if names is not None and len(names) != len(metrics):
-            raise ValueError(f"metric_names has {len(names)} names for {len(metrics)} metrics")
+            raise ArgumentError("Model", f"metric_names has {len(names)} names for {len(metrics)} metrics")
         return [(names[i] if names is not None else metric_name(m, i), get_metric(m))
                 for i, m in enumerate(metrics)]
 
@@ -145,8 +179,12 @@ class Model(Module):
                  metric_names: Sequence[str] | None = None,
                  batch_size: int | None = None) -> dict[str, float]:
         """Mean loss (when given) and metrics over (x, y), in eval mode without a graph."""
+        if loss is None and not metrics:
+            raise ArgumentError("Model.evaluate", "nothing to compute: give a loss (e.g. loss='mse') and/or "
+                                "metrics (e.g. metrics=['accuracy'])")
         loss_fn = _losses.get_loss(loss) if loss is not None else None
         named = self._metrics(metrics, metric_names)
+        x, y = _as_samples("Model.evaluate", x), _as_samples("Model.evaluate", y)
         n = len(x)
         if len(y) != n:
             raise ShapeError("Model.evaluate", f"x has {n} samples but y has {len(y)}")
@@ -196,11 +234,12 @@ class Model(Module):
             metric_names: Sequence[str] | None = None, batch_size: int = 32, epochs: int = 1,
             shuffle: bool = True, validation_data: tuple[Any, Any] | None = None, verbose: int = 1,
             seed: int | None = None) -> History:
-        """Train for ``epochs`` over mini-batches of (x, y) (Tensors or ndarrays), or over an iterable of
+        """Train for ``epochs`` over mini-batches of (x, y) (Tensors, ndarrays or array-likes such as lists), or
+        over an iterable of
         (x_batch, y_batch) pairs when y is None. Shuffling draws from ``seed`` (default: KeyDNN's seeded
         stream, see ``keydnn.manual_seed``). ``verbose``: 0 silent, 1 a bar per epoch, 2 a line per epoch."""
-        if int(epochs) < 1 or int(batch_size) < 1:
-            raise ValueError(f"Model.fit: epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        epochs, batch_size = _count("epochs", epochs), _count("batch_size", batch_size)
+        verbose = _verbose(verbose)
         loss_fn, named = _losses.get_loss(loss), self._metrics(metrics, metric_names)
         batches = self._batch_source(x, y, int(batch_size), shuffle, seed, int(epochs))
         history = History()
@@ -234,6 +273,7 @@ class Model(Module):
                 raise TypeError("Model.fit: x is a one-shot iterator (e.g. a generator) but epochs > 1; "
                                 "pass a re-iterable such as a list of (x_batch, y_batch) pairs")
             return lambda: x
+        x, y = _as_samples("Model.fit", x), _as_samples("Model.fit", y)
         n = len(x)
         if len(y) != n:
             raise ShapeError("Model.fit", f"x has {n} samples but y has {len(y)}")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
-from keydnn.domain.errors import ShapeError
+from keydnn.domain.errors import ArgumentError, ShapeError
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.norm import batch_norm, layer_norm
@@ -32,12 +32,10 @@ class _BatchNorm(Module):
     ) -> None:
         super().__init__()
         cls = type(self).__name__
-        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
-            raise ValueError(f"{cls}: num_features must be a positive int, got {num_features!r}")
+        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
+            raise ShapeError(cls, f"num_features must be a positive int, got {num_features!r}")
         if not eps > 0 or not 0.0 <= momentum <= 1.0:
-            raise ValueError(
-                f"{cls}: need eps > 0 and 0 <= momentum <= 1, got eps={eps}, momentum={momentum}"
-            )
+            raise ArgumentError(cls, f"need eps > 0 and 0 <= momentum <= 1, got eps={eps}, momentum={momentum}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.affine = bool(affine)
         dev = Device(device) if device is not None else CPU
@@ -129,9 +127,9 @@ class LayerNorm(Module):
             else tuple(normalized_shape)
         )
         if not shape or any(not isinstance(s, (int, np.integer)) or s <= 0 for s in shape):
-            raise ValueError(f"LayerNorm: normalized_shape must be positive ints, got {normalized_shape!r}")
+            raise ShapeError("LayerNorm", f"normalized_shape must be positive ints, got {normalized_shape!r}")
         if not eps > 0:
-            raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
+            raise ArgumentError("LayerNorm", f"eps must be positive, got {eps}")
         self.normalized_shape, self.eps, self.affine = tuple(int(s) for s in shape), float(eps), bool(affine)
         dev = Device(device) if device is not None else CPU
         dt = as_dtype(dtype, "LayerNorm")

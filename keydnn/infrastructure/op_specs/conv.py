@@ -282,6 +282,7 @@ register(
         errors=lambda: [
             ErrorSample(Sample((np.ones(4), np.ones(4), np.ones(4))), ShapeError, "2-D"),
             ErrorSample(Sample((np.ones((2, 3)), np.ones(4), np.ones(4))), ShapeError, "parameter"),
+            ErrorSample(Sample((np.ones((1, 3)), np.ones(3), np.ones(3))), ShapeError, "more than 1 value"),
         ],
         bench=lambda dt, rng: Sample((rng.standard_normal((32, 64, 28, 28)), np.ones(64), np.zeros(64))),
     )

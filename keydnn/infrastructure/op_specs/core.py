@@ -117,15 +117,21 @@ def _torch_reduce(name):
     return fn
 
 
-def _reduce_errors():
-    return [ErrorSample(Sample((np.ones((2, 3)),), {"axis": 2}), AxisError, "out of range"),
-            ErrorSample(Sample((np.ones((2, 3)),), {"axis": (0, 0)}), AxisError, "repeated")]
+def _reduce_errors(name: str):
+    def errors():
+        out = [ErrorSample(Sample((np.ones((2, 3)),), {"axis": 2}), AxisError, "out of range"),
+               ErrorSample(Sample((np.ones((2, 3)),), {"axis": (0, 0)}), AxisError, "repeated"),
+               ErrorSample(Sample((np.ones((2, 3)),), {"axis": 0, "dim": 1}), AxisError, "not both")]
+        if name in ("max", "min"):  # no identity: NumPy's own error used to escape
+            out.append(ErrorSample(Sample((np.ones((0, 3)),)), ShapeError, "empty axis"))
+        return out
+    return errors
 
 
 for _name, _fn, _ref in (("sum", rd.sum, np.sum), ("mean", rd.mean, np.mean), ("max", rd.max, np.max),
                          ("min", rd.min, np.min)):
     register(OpSpec(_name, "reduce", _fn, _ref, _reduce_samples, torch_fn=_torch_reduce(_name),
-                    errors=_reduce_errors, cost=_ew_cost,
+                    errors=_reduce_errors(_name), cost=_ew_cost,
                     bench=lambda dt, rng: Sample((rng.random((1024, 1024)),), {"axis": 1})))
 register(OpSpec("argmax", "reduce", lambda a, axis=None: rd.argmax(a, axis), lambda a, axis=None: np.argmax(a, axis),
                 lambda dt, rng: [Sample((rand(rng, 3, 5),), {"axis": 1}), Sample((rand(rng, 4),))],
@@ -184,6 +190,8 @@ def _matmul_samples(dtype, rng):
             Sample((rand(rng, 2, 3, 4), rand(rng, 4, 5)), label="batched_broadcast"),
             Sample((rand(rng, 2, 1, 3, 4), rand(rng, 3, 4, 2)), label="batch_broadcast_both"),
             Sample((rand(rng, 4), rand(rng, 4, 5)), label="vector_matrix"),
+            Sample((rand(rng, 3, 4), rand(rng, 4)), label="matrix_vector"),
+            Sample((rand(rng, 4), rand(rng, 4)), label="vector_vector_dot"),
             Sample((rand(rng, 5, 4).T, rand(rng, 5, 3)), label="transposed_view")]
 
 
@@ -198,6 +206,7 @@ def _matmul_cost(s: Sample) -> tuple[float, float]:
 register(OpSpec("matmul", "linalg", la.matmul, np.matmul, _matmul_samples, torch_fn=lambda a, b: a @ b,
                 tol={"float32": (1e-4, 1e-5), "float64": (1e-10, 1e-12)},
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)), np.ones((4, 2)))), ShapeError, "inner"),
+                                ErrorSample(Sample((np.ones(3), np.ones(4))), ShapeError, "same length"),
                                 ErrorSample(Sample((np.ones((2, 3)), np.ones((3, 2), np.int64))), DTypeError,
                                             "matmul")],
                 bench=lambda dt, rng: Sample((rng.random((1024, 1024)), rng.random((1024, 1024)))),

@@ -70,13 +70,27 @@ def binary_operands(a: Any, b: Any, op: str) -> tuple[Any, Any]:
     raise DTypeError(op, f"unsupported operand types {type(a).__name__} and {type(b).__name__}")
 
 
+def dim_alias(op: str, axis: Any, dim: Any, axis_default: Any = None, name: str = "axis") -> Any:
+    """``dim=`` is PyTorch's spelling of ``axis=``: take it, and refuse the two together."""
+    if dim is None:
+        return axis
+    if axis is not axis_default and axis != axis_default:
+        raise AxisError(op, f"give {name} or its alias dim, not both (got {name}={axis!r}, dim={dim!r})")
+    return dim
+
+
 def normalize_axis(axis: Any, ndim: int, op: str, t: Any = None) -> tuple[int, ...] | None:
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise AxisError(op, f"axis must be an int or a tuple of ints, got {axis!r}")
     out = []
     for ax in axes:
-        if not isinstance(ax, (int, np.integer)):
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
             raise AxisError(op, f"axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= ax < max(ndim, 1):
             raise AxisError(op, f"axis {ax} is out of range for a {ndim}-d tensor", *([t] if t is not None else []))

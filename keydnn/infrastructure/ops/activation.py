@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.autograd import Function
-from keydnn.infrastructure.ops._util import normalize_axis, require_float
+from keydnn.infrastructure.ops._util import dim_alias, normalize_axis, require_float
 from keydnn.infrastructure.tensor._tensor import Tensor, next_seed
 
 
@@ -36,12 +37,14 @@ class LogSoftmax(Function):
         return (k.subtract(g, k.multiply(k.exp(y), k.sum(g, axis, True))),)
 
 
-def softmax(a: Tensor, axis: int = -1) -> Tensor:
+def softmax(a: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("softmax", axis, dim, -1)
     require_float("softmax", a)
     return Softmax.apply(a, axis=normalize_axis(axis, a.ndim, "softmax", a)[0])
 
 
-def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(a: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("log_softmax", axis, dim, -1)
     require_float("log_softmax", a)
     return LogSoftmax.apply(a, axis=normalize_axis(axis, a.ndim, "log_softmax", a)[0])
 
@@ -61,7 +64,7 @@ class Dropout(Function):
 def dropout(a: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p)."""
     if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        raise ArgumentError("dropout", f"p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return a
     require_float("dropout", a)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import DeviceMismatchError, IndexingError
+from keydnn.domain.errors import DeviceMismatchError, IndexingError, wrap_kernel_error
 from keydnn.infrastructure import autograd
 from keydnn.infrastructure.autograd import Function
 from keydnn.infrastructure.backends import kernels_for
@@ -118,6 +118,8 @@ def setitem(a: Tensor, index: Any, value: Any) -> None:
             kernels_for(a.device).setitem(a._data, idx, v._data if isinstance(v, Tensor) else v)
         except IndexError as exc:
             raise IndexingError("setitem", str(exc), a) from None
+        except (ValueError, TypeError, MemoryError) as exc:  # e.g. a value that does not broadcast
+            raise wrap_kernel_error("setitem", exc, a, *([v] if isinstance(v, Tensor) else [])) from None
         a._version += 1
         return
     _check_leaf_inplace(a, "setitem")

@@ -63,6 +63,11 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     _check_pair("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul", "operands must have at least one dimension", a, b)
+    if a.ndim == 1 and b.ndim == 1:  # the dot product, as NumPy and PyTorch
+        if a.shape != b.shape:
+            raise ShapeError("matmul", f"1-D operands must have the same length ({a.shape[0]} vs {b.shape[0]})",
+                             a, b)
+        return reshape(matmul(reshape(a, (1, -1)), reshape(b, (-1, 1))), ())
     if a.ndim == 1:
         return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
     if b.ndim == 1:

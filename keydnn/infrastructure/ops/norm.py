@@ -57,6 +57,9 @@ def batch_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
     op = "batch_norm"
     _check(op, x, gamma, beta, eps)
     batch_norm_axes(op, x.shape)
+    if x.numel() <= x.shape[1]:  # one value per channel: the variance is 0 and the output all zeros
+        raise ShapeError(op, f"expected more than 1 value per channel when training, got input of shape "
+                         f"{x.shape} (use a batch of 2 or more, or eval mode for running statistics)", x)
     check_norm_params(op, x, (x.shape[1],), gamma, beta)
     return BatchNormFn.apply(x, gamma, beta, eps=float(eps), batch_stats=batch_stats)
 

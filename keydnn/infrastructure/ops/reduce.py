@@ -5,8 +5,9 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from keydnn.domain.errors import ShapeError
 from keydnn.infrastructure.autograd import Function
-from keydnn.infrastructure.ops._util import normalize_axis
+from keydnn.infrastructure.ops._util import dim_alias, normalize_axis
 from keydnn.infrastructure.tensor._tensor import Tensor
 
 
@@ -90,19 +91,39 @@ class ArgMax(Function):
         return ctx.k.argmax(a, axis, keepdims)
 
 
-def _reduce(fn: type, name: str):
-    def op(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return fn.apply(a, axis=normalize_axis(axis, a.ndim, name, a), keepdims=bool(keepdims))
-    op.__name__ = name
+def _check_nonempty(name: str, a: Tensor, axes: tuple | None) -> None:
+    if any(a.shape[i] == 0 for i in (range(a.ndim) if axes is None else axes)):
+        raise ShapeError(name, f"cannot reduce over an empty axis (the {name} of no elements is undefined); "
+                         f"axis={axes}", a)
+
+
+def _reduce(fn: type, name: str, needs_elements: bool = False):
+    def op(a: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+           keepdim: bool | None = None) -> Tensor:
+        """Reduce over ``axis`` (int, tuple or None for all); ``dim``/``keepdim`` are PyTorch's spellings."""
+        if dim is not None:
+            axis = dim_alias(name, axis, dim)
+        if keepdim is not None:
+            keepdims = keepdim
+        axes = normalize_axis(axis, a.ndim, name, a)
+        if needs_elements:
+            _check_nonempty(name, a, axes)
+        return fn.apply(a, axis=axes, keepdims=bool(keepdims))
+    op.__name__ = op.__qualname__ = name
     return op
 
 
 sum = _reduce(Sum, "sum")  # noqa: A001
 mean = _reduce(Mean, "mean")
-max = _reduce(Max, "max")  # noqa: A001
-min = _reduce(Min, "min")  # noqa: A001
+max = _reduce(Max, "max", needs_elements=True)  # noqa: A001
+min = _reduce(Min, "min", needs_elements=True)  # noqa: A001
 
 
-def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+           keepdim: bool | None = None) -> Tensor:
+    axis = dim_alias("argmax", axis, dim)
+    if keepdim is not None:
+        keepdims = keepdim
     axes = normalize_axis(axis, a.ndim, "argmax", a)
+    _check_nonempty("argmax", a, axes)
     return ArgMax.apply(a, axis=None if axes is None else axes[0], keepdims=bool(keepdims))

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+from keydnn.domain.errors import AxisError, DeviceMismatchError, DTypeError, ShapeError
 from keydnn.infrastructure.autograd import Function
-from keydnn.infrastructure.ops._util import broadcast_shape, normalize_axis, unbroadcast
+from keydnn.infrastructure.ops._util import broadcast_shape, dim_alias, normalize_axis, unbroadcast
 from keydnn.infrastructure.tensor._tensor import Tensor
 
 
@@ -104,8 +104,13 @@ def permute(a: Tensor, *axes: Any) -> Tensor:
     return Transpose.apply(a, axes=norm)
 
 
-def transpose(a: Tensor, axis0: int | None = None, axis1: int | None = None) -> Tensor:
-    """Reverse all axes (like ``.T``), or swap two."""
+def transpose(a: Tensor, axis0: int | None = None, axis1: int | None = None, *, dim0: int | None = None,
+              dim1: int | None = None) -> Tensor:
+    """Reverse all axes (like ``.T``), or swap two (``dim0``/``dim1`` are PyTorch's spellings)."""
+    axis0, axis1 = dim_alias("transpose", axis0, dim0, name="axis0"), dim_alias("transpose", axis1, dim1,
+                                                                                 name="axis1")
+    if (axis0 is None) != (axis1 is None):
+        raise AxisError("transpose", f"give both axes to swap or neither, got {axis0!r} and {axis1!r}", a)
     if axis0 is None:
         return Transpose.apply(a, axes=tuple(reversed(range(a.ndim))))
     i, j = (normalize_axis(ax, a.ndim, "transpose", a)[0] for ax in (axis0, axis1))
@@ -114,7 +119,8 @@ def transpose(a: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
     return Transpose.apply(a, axes=tuple(axes))
 
 
-def squeeze(a: Tensor, axis: Any = None) -> Tensor:
+def squeeze(a: Tensor, axis: Any = None, *, dim: Any = None) -> Tensor:
+    axis = dim_alias("squeeze", axis, dim)
     axes = normalize_axis(axis, a.ndim, "squeeze", a)
     if axes is None:
         axes = tuple(i for i, s in enumerate(a.shape) if s == 1)
@@ -123,12 +129,18 @@ def squeeze(a: Tensor, axis: Any = None) -> Tensor:
     return reshape(a, tuple(s for i, s in enumerate(a.shape) if i not in axes))
 
 
-def unsqueeze(a: Tensor, axis: int) -> Tensor:
+def unsqueeze(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("unsqueeze", axis, dim)
+    if axis is None:
+        raise AxisError("unsqueeze", "needs an axis (axis= or dim=)", a)
     ax = normalize_axis(axis, a.ndim + 1, "unsqueeze", a)[0]
     return reshape(a, a.shape[:ax] + (1,) + a.shape[ax:])
 
 
-def flatten(a: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+def flatten(a: Tensor, start_axis: int = 0, end_axis: int = -1, *, start_dim: int | None = None,
+            end_dim: int | None = None) -> Tensor:
+    start_axis = dim_alias("flatten", start_axis, start_dim, 0, "start_axis")
+    end_axis = dim_alias("flatten", end_axis, end_dim, -1, "end_axis")
     if a.ndim == 0:
         return reshape(a, (1,))
     s = normalize_axis(start_axis, a.ndim, "flatten", a)[0]
@@ -158,7 +170,8 @@ def _check_sequence(tensors: Any, op: str) -> list[Tensor]:
     return tensors
 
 
-def concat(tensors: Any, axis: int = 0) -> Tensor:
+def concat(tensors: Any, axis: int = 0, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("concat", axis, dim, 0)
     tensors = _check_sequence(tensors, "concat")
     first = tensors[0]
     if first.ndim == 0:
@@ -170,7 +183,8 @@ def concat(tensors: Any, axis: int = 0) -> Tensor:
     return Concat.apply(*tensors, axis=ax)
 
 
-def stack(tensors: Any, axis: int = 0) -> Tensor:
+def stack(tensors: Any, axis: int = 0, *, dim: int | None = None) -> Tensor:
+    axis = dim_alias("stack", axis, dim, 0)
     tensors = _check_sequence(tensors, "stack")
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ShapeError("stack", "all tensors must have the same shape", *tensors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.optim.optimizer import Optimizer
 
 
@@ -19,7 +20,7 @@ class Adam(Optimizer):
         name = type(self).__name__
         self.lr = self._check("lr", lr, 0.0, low_open=True, op=name)
         if len(tuple(betas)) != 2:
-            raise ValueError(f"{name}: betas must be a pair, got {betas!r}")
+            raise ArgumentError(name, f"betas must be a pair, got {betas!r}")
         self.betas = (self._check("betas[0]", betas[0], 0.0, 1.0, op=name),
                       self._check("betas[1]", betas[1], 0.0, 1.0, op=name))
         self.eps = self._check("eps", eps, 0.0, op=name)

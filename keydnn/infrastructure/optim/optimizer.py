@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from keydnn.domain.errors import SerializationError
+from keydnn.domain.errors import ArgumentError, SerializationError
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -33,8 +33,8 @@ class Optimizer:
                 seen.add(id(p))
                 self.params.append(p)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list (a lazy layer such as "
-                             "Dense has parameters only after its first call)")
+            raise ArgumentError(type(self).__name__, "got an empty parameter list (a lazy layer such as Dense "
+                                "has parameters only after its first call)")
         # per parameter (by position): {"step": int, <buffer name>: Tensor}
         self.state: list[dict[str, Any]] = [{"step": 0} for _ in self.params]
 
@@ -45,7 +45,7 @@ class Optimizer:
         bad = value <= low if low_open else value < low
         if bad or value >= high or np.isnan(value):
             rng = f"{'(' if low_open else '['}{low}, {high})"
-            raise ValueError(f"{op}: {name} must be in {rng}, got {value}")
+            raise ArgumentError(op, f"{name} must be in {rng}, got {value}")
         return value
 
     def hyper(self) -> dict[str, Any]:

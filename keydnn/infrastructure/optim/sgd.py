@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.optim.optimizer import Optimizer
 
 
@@ -21,7 +22,7 @@ class SGD(Optimizer):
         self.weight_decay = self._check("weight_decay", weight_decay, 0.0, op="SGD")
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0.0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0")
+            raise ArgumentError("SGD", "nesterov=True needs momentum > 0")
         self.buffers = ("momentum_buffer",) if self.momentum else ()
 
     def hyper(self) -> dict[str, Any]:

@@ -63,8 +63,8 @@ def _reshape(self: Tensor, *shape: Any) -> Tensor:
     return sh.reshape(self, *shape)
 
 
-def _transpose(self: Tensor, *axes: Any) -> Tensor:
-    return sh.transpose(self, *axes) if len(axes) != 1 else sh.permute(self, axes[0])
+def _transpose(self: Tensor, *axes: Any, **dims: Any) -> Tensor:
+    return sh.transpose(self, *axes, **dims) if len(axes) != 1 else sh.permute(self, axes[0])
 
 
 _METHODS = {

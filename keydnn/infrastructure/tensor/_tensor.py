@@ -10,7 +10,7 @@ import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
 from keydnn.domain.dtypes import SUPPORTED_DTYPES
-from keydnn.domain.errors import AutogradError, DTypeError, ShapeError
+from keydnn.domain.errors import AutogradError, DTypeError, KeyDNNError, Operand, ShapeError, wrap_kernel_error
 from keydnn.infrastructure import autograd
 from keydnn.infrastructure.backends import kernels_for
 
@@ -35,19 +35,34 @@ def as_dtype(dtype: Any, op: str = "Tensor") -> np.dtype:
     return dt
 
 
-def _shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)):
+def _is_int(s: Any) -> bool:
+    return isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+
+
+def _shape(shape: Any, op: str = "Tensor") -> tuple[int, ...]:
+    """A shape as a tuple of ints; floats, bools and other values raise (they were once truncated)."""
+    if _is_int(shape):
         shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
-        raise ShapeError("Tensor", f"negative dimension in shape {shape}")
-    return shape
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ShapeError(op, f"a shape is an int or a sequence of ints, got {type(shape).__name__}") from None
+    bad = [s for s in dims if not _is_int(s)]
+    if bad:
+        hint = ("; to make a tensor from values use keydnn.tensor(data) or Tensor(data=...)"
+                if all(isinstance(s, (int, float, np.number)) for s in dims) else "")
+        raise ShapeError(op, f"shape dimensions must be ints, got {list(dims)!r}{hint}")
+    dims = tuple(int(s) for s in dims)
+    if any(s < 0 for s in dims):
+        raise ShapeError(op, f"negative dimension in shape {dims}")
+    return dims
 
 
 class Tensor:
     """An n-dimensional array with reverse-mode autograd, on the CPU or a CUDA device."""
 
-    __slots__ = ("_data", "_device", "requires_grad", "grad", "_node", "_version", "__weakref__")
+    __slots__ = ("_data", "_device", "requires_grad", "grad", "_node", "_version", "_graph_ref",
+                 "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to the Tensor's reflected operator
 
     def __init__(self, shape: Any = None, device: Any = None, *, requires_grad: bool = False,
@@ -55,7 +70,7 @@ class Tensor:
         dev = Device(device) if device is not None else CPU
         k = kernels_for(dev)
         if data is not None:
-            arr = np.asarray(data.to_numpy() if isinstance(data, Tensor) else data)
+            arr = _host_array(data)
             if dtype is None and arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
                 dtype = np.float32  # Python floats become float32, as in PyTorch
             arr = arr.astype(as_dtype(dtype if dtype is not None else _default_dtype(arr)), copy=False)
@@ -65,7 +80,8 @@ class Tensor:
         else:
             if shape is None:
                 raise ShapeError("Tensor", "give a shape or data")
-            storage = k.zeros(_shape(shape), as_dtype(dtype))
+            dims, dt = _shape(shape), as_dtype(dtype)
+            storage = _allocate("Tensor", lambda: k.zeros(dims, dt), dims, dt, dev)
         self._data = storage
         self._device = dev
         self.requires_grad = bool(requires_grad)
@@ -95,9 +111,11 @@ class Tensor:
                    requires_grad=requires_grad)
 
     @classmethod
-    def _filled(cls, shape: Any, value: Any, device: Any, requires_grad: bool, dtype: Any) -> Tensor:
+    def _filled(cls, shape: Any, value: Any, device: Any, requires_grad: bool, dtype: Any,
+                op: str = "full") -> Tensor:
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).full(_shape(shape), value, as_dtype(dtype))
+        dims, dt = _shape(shape, op), as_dtype(dtype, op)
+        data = _allocate(op, lambda: kernels_for(dev).full(dims, value, dt), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
@@ -110,12 +128,12 @@ class Tensor:
     @classmethod
     def zeros(cls, shape: Any = None, device: Any = None, *, requires_grad: bool = False,
               dtype: Any = None) -> Tensor:
-        return cls._filled(shape, 0, device, requires_grad, dtype)
+        return cls._filled(shape, 0, device, requires_grad, dtype, "zeros")
 
     @classmethod
     def ones(cls, shape: Any = None, device: Any = None, *, requires_grad: bool = False,
              dtype: Any = None) -> Tensor:
-        return cls._filled(shape, 1, device, requires_grad, dtype)
+        return cls._filled(shape, 1, device, requires_grad, dtype, "ones")
 
     @classmethod
     def full(cls, shape: Any, fill_value: Any, device: Any = None, *, requires_grad: bool = False,
@@ -124,15 +142,19 @@ class Tensor:
 
     @classmethod
     def rand(cls, shape: Any, device: Any = None, *, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """U[0, 1) samples, drawn directly in ``dtype`` (float32 by default; no float64 intermediate)."""
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).uniform(_shape(shape), 0.0, 1.0, as_dtype(dtype), next_seed())
+        dims, dt = _shape(shape, "rand"), _float_dtype(dtype, "rand")
+        data = _allocate("rand", lambda: kernels_for(dev).uniform(dims, 0.0, 1.0, dt, next_seed()), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
     def randn(cls, shape: Any, device: Any = None, *, requires_grad: bool = False,
               dtype: Any = None) -> Tensor:
+        """N(0, 1) samples, drawn directly in ``dtype`` (float32 by default; no float64 intermediate)."""
         dev = Device(device) if device is not None else CPU
-        data = kernels_for(dev).normal(_shape(shape), 0.0, 1.0, as_dtype(dtype), next_seed())
+        dims, dt = _shape(shape, "randn"), _float_dtype(dtype, "randn")
+        data = _allocate("randn", lambda: kernels_for(dev).normal(dims, 0.0, 1.0, dt, next_seed()), dims, dt, dev)
         return cls._leaf(data, dev, requires_grad)
 
     @classmethod
@@ -143,7 +165,11 @@ class Tensor:
         if dtype is None:
             dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, stop, step)) else None
         dev = Device(device) if device is not None else CPU
-        return cls._make(kernels_for(dev).arange(start, stop, step, as_dtype(dtype)), dev, False, None)
+        if step == 0:
+            raise ShapeError("arange", "step must not be zero")
+        dt = as_dtype(dtype, "arange")
+        data = _allocate("arange", lambda: kernels_for(dev).arange(start, stop, step, dt), (), dt, dev)
+        return cls._make(data, dev, False, None)
 
     @classmethod
     def zeros_like(cls, t: Tensor, *, requires_grad: bool = False) -> Tensor:
@@ -201,15 +227,33 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.numel() != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+            raise ShapeError("bool", f"the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
+                             "first (e.g. (t > 0).sum() > 0) or call .item() on a one-element tensor")
         return bool(self.item())
 
     # ---- data movement (copies between devices live in tensor/transfer.py) ------------------------
     def to_numpy(self) -> np.ndarray:
-        """The values as an ndarray: the storage itself on the CPU (no copy), a host copy from CUDA."""
-        return kernels_for(self._device).to_host(self._data)
+        """The values as an ndarray. From CUDA: a host copy. On the CPU, no copy is made: a tensor outside
+        any graph gives its storage itself (writable, shared, as the seed and ``torch.Tensor.numpy``); a
+        tensor whose memory is part of a graph (it requires grad, was computed by a recorded op, or is an
+        input saved by a graph node not yet freed by backward) gives a **read-only view**, so a write
+        cannot silently corrupt gradients. Copy it (``np.array(t.numpy())``) to get a writable array, or
+        change the tensor itself with ``copy_from_numpy`` / ``fill`` under ``keydnn.no_grad()``."""
+        host = kernels_for(self._device).to_host(self._data)
+        if host is self._data and self._in_graph():
+            host = host.view()
+            host.flags.writeable = False
+        return host
+
+    def _in_graph(self) -> bool:
+        if self.requires_grad or self._node is not None:
+            return True
+        ref = getattr(self, "_graph_ref", None)  # set by Function.apply when a recorded op takes this tensor
+        node = ref() if ref is not None else None
+        return node is not None and not node.freed
 
     def numpy(self) -> np.ndarray:
+        """Same as ``to_numpy()`` (read-only view for a tensor in a graph; see there)."""
         return self.to_numpy()
 
     def tolist(self) -> Any:
@@ -273,6 +317,45 @@ class Tensor:
             return f"Tensor(shape={self.shape}{extras})"
         body = np.array2string(self.to_numpy(), separator=", ", prefix="Tensor(", precision=4)
         return f"Tensor({body}{extras})"
+
+
+def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, scalars, an ndarray or a Tensor), as
+    ``torch.tensor``: Python floats become float32, ints int64, bools bool; an ndarray keeps its dtype."""
+    if data is None:
+        raise ShapeError("tensor", "data is required (use Tensor.zeros(shape) for a tensor of a given shape)")
+    return Tensor(data=data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _host_array(data: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        return data.to_numpy()
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise ShapeError("Tensor", f"cannot make a tensor from this data ({e})") from None
+    if arr.dtype.kind == "O":
+        raise DTypeError("Tensor", f"cannot make a tensor from data of type {type(data).__name__} "
+                         "(ragged lists or non-numeric values)")
+    return arr
+
+
+def _allocate(op: str, make: Any, shape: tuple, dtype: np.dtype, device: Device) -> Any:
+    """``make()``, with NumPy's MemoryError ("Unable to allocate ...") or size error as a KeyDNN error
+    naming the factory, the shape, dtype and device."""
+    try:
+        return make()
+    except KeyDNNError:
+        raise
+    except (MemoryError, ValueError) as e:
+        raise wrap_kernel_error(op, e, Operand(shape, dtype, device)) from e
+
+
+def _float_dtype(dtype: Any, op: str) -> np.dtype:
+    dt = as_dtype(dtype, op)
+    if dt.kind != "f":
+        raise DTypeError(op, f"random tensors are floating point, got dtype {dt}")
+    return dt
 
 
 def _default_dtype(arr: np.ndarray) -> np.dtype:

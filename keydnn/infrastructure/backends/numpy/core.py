@@ -46,11 +46,20 @@ def arange(start: float, stop: float, step: float, dtype: Any) -> np.ndarray:
 
 
 def uniform(shape: tuple, low: float, high: float, dtype: Any, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype, copy=False)
+    # drawn in the target dtype and scaled in place: peak memory is the array itself, not a float64 copy
+    out = np.random.default_rng(seed).random(shape, dtype=dtype)
+    if (low, high) != (0.0, 1.0):
+        out *= high - low
+        out += low
+    return out
 
 
 def normal(shape: tuple, mean: float, std: float, dtype: Any, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(mean, std, shape).astype(dtype, copy=False)
+    out = np.random.default_rng(seed).standard_normal(shape, dtype=dtype)
+    if (mean, std) != (0.0, 1.0):
+        out *= std
+        out += mean
+    return out
 
 
 def dropout_mask(shape: tuple, p: float, dtype: Any, seed: int) -> np.ndarray:
