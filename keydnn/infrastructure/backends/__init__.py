@@ -97,7 +97,7 @@ def _public_call() -> str:
     while frame is not None:
         code = frame.f_code
         if os.path.abspath(code.co_filename).startswith(package + os.sep):
-            name = code.co_qualname.removesuffix(".__init__")
+            name = getattr(code, "co_qualname", code.co_name).removesuffix(".__init__")  # co_qualname: 3.11+
         frame = frame.f_back
     return name
 
