@@ -39,6 +39,13 @@ def tests_cuda(session: nox.Session) -> None:
 
 
 @nox.session
+def info(session: nox.Session) -> None:
+    """`python -m keydnn info` in a nox environment: which native libraries load, how they were built, the GPUs."""
+    session.install("-e", ".")
+    session.run("python", "-m", "keydnn", "info", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.4")
     session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "noxfile.py")

@@ -33,6 +33,10 @@ def environment() -> dict[str, Any]:
             info["cuda"] = {"available": False, "reason": cuda.unavailable_reason()}
     except ImportError as exc:
         info["cuda"] = {"available": False, "reason": f"CUDA backend not importable: {exc}"}
+    else:
+        build = cuda._lib.library_path().with_name("build_info.json")
+        entry = json.loads(build.read_text()).get("cuda", {}) if build.exists() else {}
+        info["cuda"]["library_built_for"] = entry.get("cuda_arch") or entry.get("reason", "not built")
     return info
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -60,9 +61,9 @@ def _select_cpu(name: str) -> Any:
     if table is None:
         if os.environ.get("KEYDNN_CPU_BACKEND") == "native":
             raise DeviceNotSupportedError("native CPU backend", "cpu", _Tables.native_error or "")
-        warnings.warn("KeyDNN: native CPU library not loaded, using the NumPy kernels "
-                      f"({_Tables.native_error}); build it with `nox -s build_native`", RuntimeWarning,
-                      stacklevel=3)
+        # The load error already says how to build or rebuild the library.
+        warnings.warn(f"KeyDNN: native CPU library not loaded, using the NumPy kernels ({_Tables.native_error})",
+                      RuntimeWarning, stacklevel=3)
         return numpy_table()
     return table
 
@@ -88,14 +89,27 @@ def use_cpu_backend(name: str) -> Iterator[Any]:
         _Tables.cpu = previous
 
 
+def _public_call() -> str:
+    """The KeyDNN call the user made (the outermost frame inside the package, e.g. ``Tensor.rand``), so an
+    error raised deep in the kernel lookup names it. Only runs on the error path."""
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    frame, name = sys._getframe(1), "cuda"
+    while frame is not None:
+        code = frame.f_code
+        if os.path.abspath(code.co_filename).startswith(package + os.sep):
+            name = getattr(code, "co_qualname", code.co_name).removesuffix(".__init__")  # co_qualname: 3.11+
+        frame = frame.f_back
+    return name
+
+
 def cuda_table(index: int) -> Any:
     table = _Tables.cuda.get(index)
     if table is None:
         from keydnn.infrastructure.backends import cuda
         if not cuda.is_available():
-            raise DeviceNotSupportedError("cuda", f"cuda:{index}", cuda.unavailable_reason())
+            raise DeviceNotSupportedError(_public_call(), f"cuda:{index}", cuda.unavailable_reason())
         if index >= cuda.device_count():
-            raise DeviceNotSupportedError("cuda", f"cuda:{index}",
+            raise DeviceNotSupportedError(_public_call(), f"cuda:{index}",
                                           f"this machine has {cuda.device_count()} CUDA device(s)")
         table = _Tables.cuda[index] = cuda.table(index)
     return table

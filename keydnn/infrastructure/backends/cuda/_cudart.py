@@ -94,10 +94,22 @@ _device_count = 0
 current_device = -1  # cached so kernels switch devices without a cudaGetDevice call each time
 
 
+def _driver_missing() -> str:
+    """Why the NVIDIA driver (libcuda, which every CUDA runtime call goes through) cannot be loaded, or ''.
+    Without it the runtime reports "driver version is insufficient", which sends a user looking for an
+    upgrade of a driver that is not there."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver found (libcuda.so.1 cannot be loaded)"
+    return ""
+
+
 def _probe() -> None:
     global _rt, _reason, _device_count
     lib, _reason = _load()
     if lib is None:
+        _reason = _driver_missing() or _reason
         return
     try:
         _rt = _Runtime(lib)
@@ -107,7 +119,7 @@ def _probe() -> None:
     count = ctypes.c_int(0)
     status = _rt.cudaGetDeviceCount(ctypes.byref(count))
     if status != 0:
-        _reason = f"cudaGetDeviceCount failed: {error_string(status)} (code {status})"
+        _reason = _driver_missing() or f"cudaGetDeviceCount failed: {error_string(status)} (code {status})"
         _rt.cudaGetLastError()  # clear the sticky-free error so later calls start clean
         return
     if count.value == 0:

@@ -21,6 +21,7 @@ import struct
 from pathlib import Path
 
 from keydnn.domain.errors import NativeLibraryError, ShapeError
+from keydnn.infrastructure.backends import _libcheck
 
 LIBRARY = "keydnn_cuda"
 MAX_DIMS = 8
@@ -175,6 +176,9 @@ def _load() -> tuple[_Library | None, str]:
     path = library_path()
     if not path.exists():
         return None, f"{path} not built (run: python native/build.py --cuda-only)"
+    damaged = _libcheck.problem(path, "cuda")  # before dlopen: a truncated library would crash the process
+    if damaged:
+        return None, damaged
     try:
         lib = _Library(ctypes.PyDLL(str(path)))
     except (OSError, AttributeError) as exc:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from keydnn.domain.errors import NativeLibraryError
+from keydnn.infrastructure.backends import _libcheck
 
 LIBRARY = "libkeydnn_cpu"
 _FILE = "libkeydnn_cpu.so"
@@ -82,12 +83,17 @@ def _open_with_passive_openmp(path: Path) -> Any:
 
 
 def load() -> Any:
-    """The loaded library with every function declared; NativeLibraryError when it is missing or stale."""
+    """The loaded library with every function declared; NativeLibraryError when it is missing, damaged
+    (checked by _libcheck before dlopen: a truncated file would crash the process) or stale."""
     if _Loaded.lib is not None:
         return _Loaded.lib
     path = library_dir() / _FILE
     if not path.exists():
-        raise NativeLibraryError(LIBRARY, "load", f"{path} not found; build it with `python native/build.py`")
+        raise NativeLibraryError(LIBRARY, "load", f"{path} not found; build it with `nox -s build_native` or "
+                                 "`python native/build.py --cpu-only`")
+    damaged = _libcheck.problem(path, "cpu")
+    if damaged:
+        raise NativeLibraryError(LIBRARY, "load", damaged)
     try:
         lib = _open_with_passive_openmp(path)
         for name, argtypes in _TYPED.items():
