@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in workloads:
                 for d in devices:
                     bar.set_description(f"speed {w.name} on {d}")
-                    impls = (["keydnn-numpy"] + (["keydnn-native"] if native else [])) if d == "cpu" else ["keydnn-cuda"]
+                    impls = ["keydnn-cuda"] if d != "cpu" else ["keydnn-numpy"] + (["keydnn-native"] if native else [])
                     res = speed.time_workload(w, d, impls, worker, rounds, min_time, warmup=1 if args.quick else 3)
                     speed_rows += speed.rows_for(w, d, res, ceilings[d])
                     bar.update()

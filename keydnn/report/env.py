@@ -96,8 +96,8 @@ def sample_gpu(nvml: Any, handle: Any) -> dict[str, Any]:
     _field(nvml, out, miss, "power_w", lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)
     _field(nvml, out, miss, "power_limit_w", lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0)
     _field(nvml, out, miss, "memory_used_gib", lambda: nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**30)
-    reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-        nvml, "nvmlDeviceGetCurrentClocksThrottleReasons")
+    reasons = (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+               or nvml.nvmlDeviceGetCurrentClocksThrottleReasons)
     _field(nvml, out, miss, "throttle_mask", lambda: int(reasons(handle)))
     out["throttle_reasons"] = decode_throttle(out["throttle_mask"])
     out["unsupported"] = miss

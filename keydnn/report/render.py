@@ -199,7 +199,8 @@ def write(out: Path, stamp: dict[str, Any], parity: pd.DataFrame, speed: pd.Data
         body.append(failed.to_html(index=False))
     for name, png in charts:
         if png:
-            body.append(f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{png}'>")
+            body.append(f"<h2>{html.escape(name)}</h2>"
+                        f"<img alt='{html.escape(name)}' src='data:image/png;base64,{png}'>")
     for dev in devices:
         body.append(f"<h2>Speed on {html.escape(dev)}</h2>" + speed_table(speed, dev).to_html(index=False))
     body.append("<h2>All parity rows</h2>" + parity.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
