@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parity_df.to_csv(out / "parity.csv", index=False)
     speed_df.to_csv(out / "speedup.csv", index=False)
     render.write(out, stamp, parity_df, speed_df)
+    if out.resolve().parent == (ROOT / "reports").resolve():
+        from keydnn.report import index
+        index.write(out.resolve().parent)
     failed = parity_df[~parity_df["passed"].astype(bool)]
     print(f"report written to {out} in {stamp['seconds']:.0f} s")
     for line in left_out:

@@ -11,8 +11,10 @@ from typing import Any
 
 from keydnn.infrastructure import backends
 
-# Transfers and allocation are in every trace and say nothing about which library computed the op.
-_QUIET = {"from_host", "to_host", "empty", "zeros", "full", "reshape", "broadcast_to", "ascontiguousarray"}
+# Transfers are in every trace and say nothing about which library computed the op; allocation and views are
+# named only when nothing else ran (sum's backward is a broadcast).
+_TRANSFERS = {"from_host", "to_host"}
+_QUIET = {"empty", "zeros", "full", "reshape", "broadcast_to", "ascontiguousarray"}
 _CUDA_LIBRARY = {"blas": "cuBLAS", "conv": "cuDNN", "batchnorm": "cuDNN"}
 
 
@@ -33,9 +35,8 @@ class Trace:
         self.calls: list[str] = []
 
     def labels(self) -> str:
-        seen: dict[str, None] = {}
-        for c in self.calls:
-            seen.setdefault(c, None)
+        loud = [c for c in self.calls if c.rsplit(":", 1)[-1] not in _QUIET]
+        seen = dict.fromkeys(loud or self.calls)
         return "; ".join(seen) if seen else "(no kernel)"
 
     def reset(self) -> None:
@@ -44,7 +45,7 @@ class Trace:
 
 def _recording(table: Any, trace: Trace, label: Any) -> SimpleNamespace:
     def wrap(name: str, fn: Any) -> Any:
-        if name in _QUIET:
+        if name in _TRANSFERS:
             return fn
 
         def kernel(*args: Any, **kwargs: Any) -> Any:

@@ -38,7 +38,7 @@ def compare(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[float
         scale = float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0))
         ratio = np.where(d == 0, 0.0, d / (atol + rtol * np.atleast_1d(np.abs(e))))
     worst = float(d.max())
-    return worst, worst / scale if scale > 0 else worst, float(np.nan_to_num(ratio, nan=math.inf).max())
+    return worst, worst / scale if scale > 0 else worst, float(np.where(np.isnan(ratio), math.inf, ratio).max())
 
 
 @contextlib.contextmanager
