@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+pytest.importorskip("pandas")
+
 from keydnn.infrastructure import backends
 from keydnn.report import index, parity
 from keydnn.report.samples import spec_by_name

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+pytest.importorskip("pandas")
+
 from keydnn.infrastructure import backends
 from keydnn.report import cli, parity, speed
 
