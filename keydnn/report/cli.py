@@ -32,24 +32,27 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _progress(total: int, quiet: bool) -> Any:
-    try:
-        from tqdm import tqdm
-        return tqdm(total=total, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    except ImportError:
-        class Plain:
-            n = 0
+def _progress(total: int) -> Any:
+    """A tqdm bar on a terminal; one line per step otherwise (logs) or when tqdm is not installed."""
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
+        except ImportError:
+            pass
 
-            def update(self, k: int = 1) -> None:
-                self.n += k
+    class Lines:
+        n = 0
 
-            def set_description(self, s: str) -> None:
-                if not quiet:
-                    print(f"[{self.n}/{total}] {s}", file=sys.stderr, flush=True)
+        def update(self, k: int = 1) -> None:
+            self.n += k
 
-            def close(self) -> None:
-                pass
-        return Plain()
+        def set_description(self, s: str) -> None:
+            print(f"[{self.n}/{total}] {s}", file=sys.stderr, flush=True)
+
+        def close(self) -> None:
+            pass
+    return Lines()
 
 
 def devices_for(arg: str, left_out: list[str]) -> list[str]:
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         left_out.append("--quick: heavy workloads left out: " + ", ".join(w.name for w in all_workloads() if w.heavy))
     backends = (["numpy", "native"] if native else ["numpy"]) if "cpu" in devices else []
     backends += cuda_devices
-    bar = _progress(len(specs) + len(workloads) * len(devices), quiet=not sys.stderr.isatty())
+    bar = _progress(len(specs) + len(workloads) * len(devices))
     try:
         rows = []
         for spec in specs:
