@@ -62,6 +62,11 @@ class Worker:
         import torch
 
         torch.set_num_threads(threads)
+        # KeyDNN computes float32 in full FP32 (TF32 is opt-in) and times cuDNN's candidates before choosing a
+        # convolution plan; PyTorch does the same with these settings.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
         self.torch = torch
         self.runs: dict[str, tuple[Any, Any, int]] = {}
 
@@ -76,7 +81,8 @@ class Worker:
         return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": cuda,
                 "cuda_version": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if cuda else None,
                 "devices": devices, "threadpools": threadpools(), "pid": os.getpid(),
-                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+                "cudnn_benchmark": torch.backends.cudnn.benchmark}
 
     def setup(self, msg: dict) -> dict:
         from keydnn.report.workloads import Workload, torch_step
