@@ -158,7 +158,9 @@ def header(stamp: dict[str, Any]) -> list[str]:
         lines.append(f"- **WARNING: {dev} throttled during the run; its timings are not at full clock.**")
     for c_dev, c in stamp.get("ceilings", {}).items():
         lines.append(f"- Ceilings measured on {c_dev}: {c['bandwidth_gbps']:.1f} GB/s, "
-                     f"{c['flops_tflops']:.3f} TFLOP/s ({c['how']})")
+                     f"{c['flops_tflops']:.3f} TFLOP/s ({c['how']})"
+                     + ("; operands that fit in cache can run above this memory-bandwidth roof" if c_dev == "cpu"
+                        else ""))
     lines += [f"- Left out: {x}" for x in stamp.get("left_out", [])]
     if stamp.get("note"):
         lines.append(f"- Note: {stamp['note']}")

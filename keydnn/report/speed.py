@@ -31,7 +31,8 @@ def cpu_ceilings(quick: bool) -> dict[str, Any]:
     a, b = np.ones((m, m), np.float32), np.ones((m, m), np.float32)
     gemm = measure(lambda: a @ b, warmup=2, repeats=5 if quick else 11)
     return {"bandwidth_gbps": 2 * src.nbytes / copy.median / 1e9, "flops_tflops": 2 * m**3 / gemm.median / 1e12,
-            "how": f"np.copyto of {src.nbytes >> 20} MiB float32 (2x bytes); NumPy float32 matmul {m}x{m}x{m}"}
+            "how": f"single-thread np.copyto of {src.nbytes >> 20} MiB float32 (2x bytes); "
+                   f"NumPy float32 matmul {m}x{m}x{m}"}
 
 
 def cuda_ceilings(device: str, quick: bool) -> dict[str, Any]:
@@ -78,11 +79,15 @@ class _Local:
         return use_cpu_backend(backend) if backend else contextlib.nullcontext()
 
     def calibrate(self, min_time: float, warmup: int) -> None:
+        """Warm up (at most ~2 s of calls), then size a batch to take at least ``min_time``."""
         with self.context():
+            spent = 0.0
             for _ in range(warmup):
-                self.fn()
-            per_call = _batch(self.fn, self.sync, 1)
-        self.number = max(1, min(1 << 16, int(min_time / max(per_call, 1e-9)) + 1))
+                spent += _batch(self.fn, self.sync, 1)
+                if spent > 2.0:
+                    break
+            self.per_call = _batch(self.fn, self.sync, 1)
+        self.number = max(1, min(1 << 16, int(min_time / max(self.per_call, 1e-9)) + 1))
 
     def round(self) -> float:
         with self.context():
@@ -103,9 +108,10 @@ def _timing(samples: list[float], number: int) -> Timing:
 
 
 def time_workload(w: Workload, device: str, impls: list[str], worker: TorchWorker | None, rounds: int,
-                  min_time: float, warmup: int) -> dict[str, dict[str, Any]]:
+                  min_time: float, warmup: int, budget: float = 20.0) -> dict[str, dict[str, Any]]:
     """impl -> {timing, note}: the KeyDNN implementations and the PyTorch one alternate every round (the side
-    that goes first alternates too), so drift slows both alike and the ratio is taken within rounds."""
+    that goes first alternates too), so drift slows both alike and the ratio is taken within rounds. A workload
+    whose round takes long runs fewer rounds (at least 3) to stay near ``budget`` seconds."""
     results: dict[str, dict[str, Any]] = {}
     locals_: list[_Local] = []
     for impl in impls:
@@ -116,18 +122,21 @@ def time_workload(w: Workload, device: str, impls: list[str], worker: TorchWorke
         except Exception as exc:
             results[impl] = {"note": f"{type(exc).__name__}: {exc}"[:300]}
     torch_impl = "torch-cuda" if device.startswith("cuda") else "torch-cpu"
-    key, torch_number = f"{w.id}@{device}", 0
+    key, torch_number, torch_per_call = f"{w.id}@{device}", 0, 0.0
     use_torch = worker is not None and worker.available
     if use_torch:
         try:
             worker.setup(key, w, device)
-            torch_number = worker.call("calibrate", key=key, min_time=min_time)["number"]
+            answer = worker.call("calibrate", key=key, min_time=min_time)
+            torch_number, torch_per_call = answer["number"], answer["per_call"]
         except WorkerError as exc:
             results[torch_impl] = {"note": str(exc)[:300]}
             use_torch = False
     samples: dict[str, list[float]] = {r.impl: [] for r in locals_}
     if use_torch:
         samples[torch_impl] = []
+    per_round = sum(r.number * r.per_call for r in locals_) + (torch_number * torch_per_call if use_torch else 0)
+    rounds = max(3, min(rounds, int(budget / max(per_round, 1e-9))))
     for k in range(rounds):
         def theirs() -> None:
             samples[torch_impl].append(worker.call("round", key=key)["seconds"])
