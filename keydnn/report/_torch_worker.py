@@ -76,7 +76,7 @@ class Worker:
         torch = self.torch
         cuda = torch.cuda.is_available()
         devices = [{"index": i, "name": torch.cuda.get_device_name(i),
-                    "uuid": f"GPU-{torch.cuda.get_device_properties(i).uuid}"}
+                    "uuid": f"GPU-{getattr(torch.cuda.get_device_properties(i), 'uuid', '?')}"}
                    for i in range(torch.cuda.device_count())] if cuda else []
         return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": cuda,
                 "cuda_version": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if cuda else None,

@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 for d in devices:
                     bar.set_description(f"speed {w.name} on {d}")
                     impls = ["keydnn-cuda"] if d != "cpu" else ["keydnn-numpy"] + (["keydnn-native"] if native else [])
-                    res = speed.time_workload(w, d, impls, worker, rounds, min_time, warmup=1 if args.quick else 3,
-                                              budget=5.0 if args.quick else 20.0)
+                    gpu = d != "cpu"  # GPU batches are short: smaller batches and budget keep a full run brief
+                    res = speed.time_workload(w, d, impls, worker, rounds, min_time / 2 if gpu else min_time,
+                                              warmup=1 if args.quick else 3,
+                                              budget=5.0 if args.quick or gpu else 20.0)
                     speed_rows += speed.rows_for(w, d, res, ceilings[d])
                     bar.update()
         speed_df = pd.DataFrame(speed_rows, columns=speed.COLUMNS)

@@ -74,3 +74,10 @@ def test_index_lists_runs_and_history(tmp_path):
     assert "[2026-12-02_box_abc1234](2026-12-02_box_abc1234/summary.md)" in text
     assert "abc1234 (dirty)" in text and "1/2 passed" in text and "full, 42 s" in text
     assert "[gpu/bench_h200.md](gpu/bench_h200.md) | KeyDNN vs PyTorch on an H200" in text
+
+
+def test_report_is_a_subcommand_of_python_m_keydnn(capsys):
+    from keydnn.__main__ import main
+    with pytest.raises(SystemExit) as info:
+        main(["report", "--help"])
+    assert info.value.code == 0 and "--device" in capsys.readouterr().out

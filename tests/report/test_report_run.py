@@ -97,7 +97,9 @@ def broken_tanh(monkeypatch):
 
 def test_planted_parity_breach_fails_the_command_and_names_the_op(broken_tanh, tmp_path, capsys):
     rc = cli.main(["--ops", "tanh,exp", "--no-speed", "--no-torch", "--out", str(tmp_path)])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "left out: PyTorch columns: PyTorch comparison turned off" in captured.out
     assert rc == 1
     assert "PARITY FAILED" in err and "tanh (numpy, float32, forward)" in err and "exp (" not in err
     df = pd.read_csv(tmp_path / "parity.csv")
