@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from keydnn.report.workloads import all_workloads
 
     started = time.time()
+    git = env.git_state()  # the code that runs, before anything can change the checkout
     left_out: list[str] = []
     devices = devices_for(args.device, left_out)
     native = native_table() is not None
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         torch_env = dict(worker.info)
         worker.close()
-    stamp = env.host_stamp(threads)
+    stamp = env.host_stamp(threads, git)
     stamp.update(threadpools_torch=torch_env.pop("threadpools", None), torch=torch_env or None,
                  thread_limits=limits, devices=devices, quick=args.quick, left_out=left_out,
                  ceilings=ceilings, seconds=round(time.time() - started, 1), note=args.note,

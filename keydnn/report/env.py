@@ -48,7 +48,7 @@ def native_manifest() -> dict[str, Any] | None:
     return json.loads(BUILD_INFO.read_text()) if BUILD_INFO.exists() else None
 
 
-def host_stamp(threads: int) -> dict[str, Any]:
+def host_stamp(threads: int, git: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything about the host side of this process (call after NumPy and the native library loaded)."""
     import numpy as np
 
@@ -59,7 +59,7 @@ def host_stamp(threads: int) -> dict[str, Any]:
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
             "threads": threads, "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "keydnn": keydnn_env, "native_build": native_manifest(), "git": git_state(),
+            "keydnn": keydnn_env, "native_build": native_manifest(), "git": git or git_state(),
             "threadpools_keydnn": threadpools()}
 
 
