@@ -33,9 +33,13 @@ def threadpools() -> list[dict[str, Any]]:
 
 
 def git_state(root: Path = ROOT) -> dict[str, Any]:
+    """HEAD and whether tracked files changed; a copy without .git may name its commit in KEYDNN_GIT_SHA."""
+    given = os.environ.get("KEYDNN_GIT_SHA")
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
+            if given:
+                return {"sha": given, "dirty": None, "reason": "from KEYDNN_GIT_SHA (not a git checkout)"}
             return {"sha": None, "dirty": None, "reason": sha.stderr.strip() or "not a git checkout"}
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                 capture_output=True, text=True, timeout=10)

@@ -81,3 +81,11 @@ def test_report_is_a_subcommand_of_python_m_keydnn(capsys):
     with pytest.raises(SystemExit) as info:
         main(["report", "--help"])
     assert info.value.code == 0 and "--device" in capsys.readouterr().out
+
+
+def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
+    from keydnn.report.env import git_state
+    monkeypatch.setenv("KEYDNN_GIT_SHA", "0123456789abcdef")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    state = git_state(tmp_path)
+    assert state["sha"] == "0123456789abcdef" and "KEYDNN_GIT_SHA" in state["reason"]
