@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["build_native", "tests"]
@@ -18,7 +21,7 @@ def build_native(session: nox.Session) -> None:
 
 
 def _install(session: nox.Session) -> None:
-    session.install("-e", ".[test,progress]")
+    session.install("-e", ".[test,progress,report]")  # report: the report tests need pandas, matplotlib
     session.run("python", "-m", "pip", "install", "-q", TORCH, success_codes=[0, 1])
 
 
@@ -56,3 +59,16 @@ def digits(session: nox.Session) -> None:
     """Train the MLP example on scikit-learn's digits with a progress bar."""
     session.install("-e", ".[progress]", "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
+
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Parity and speedup report against NumPy and PyTorch, written to reports/<date>_<host>_<sha7>/.
+    Arguments after `--` go to `python -m keydnn report` (`--quick`, `--device all`, `--out DIR`)."""
+    session.install("-e", ".[report,progress]")
+    session.run("python", "-m", "pip", "install", "-q", TORCH, success_codes=[0, 1])
+    if not Path("keydnn/_native/build_info.json").exists():  # a clean clone: build the libraries first
+        # Without a GPU driver the CUDA library could not run, so skip its 3-minute build.
+        session.run("python", "native/build.py", *([] if shutil.which("nvidia-smi") else ["--cpu-only"]))
+    session.run("python", "-m", "keydnn", "report", *session.posargs)

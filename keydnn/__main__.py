@@ -41,8 +41,14 @@ def environment() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:  # the parity/speedup report has its own options (keydnn/report/cli.py)
+        from keydnn.report.cli import main as report_main
+        return report_main(argv[1:])
     parser = argparse.ArgumentParser(prog="keydnn", description="KeyDNN utilities")
-    parser.add_argument("command", choices=["info"], help="info: report the loaded native libraries")
+    parser.add_argument("command", choices=["info", "report"],
+                        help="info: report the loaded native libraries; report: parity and speedup report "
+                             "(python -m keydnn report --help)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
     info = environment()

@@ -232,6 +232,14 @@ def device_name(index: int) -> str:
     return buf.raw[:256].split(b"\0", 1)[0].decode(errors="replace")
 
 
+def device_uuid(index: int) -> str:
+    """The device's UUID as NVML spells it (``GPU-xxxxxxxx-...``): ``cudaUUID_t`` follows ``name[256]``."""
+    buf = ctypes.create_string_buffer(16384)
+    check(runtime().cudaGetDeviceProperties(buf, index), "cudaGetDeviceProperties")
+    h = buf.raw[256:272].hex()
+    return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def versions() -> tuple[int, int]:
     """(runtime, driver) versions as CUDA encodes them (e.g. 13000)."""
     rt, drv = ctypes.c_int(0), ctypes.c_int(0)

@@ -1,0 +1,85 @@
+"""Two more model steps built alike for KeyDNN and PyTorch: the seed README's CNN (Conv2d(1, 8, 3, pad 1),
+ReLU, MaxPool 2, Flatten, Linear(8*14*14, 10)) trained with SGD on 1x28x28 inputs, and an LSTM layer's forward
++ backward over time-major input. The MLP and LeNet steps are in ``workloads``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keydnn.bench.workloads import Step, lenet_data
+
+LSTM_SHAPE = (16, 32, 64, 128)  # T, N, D, hidden
+
+
+def keydnn_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
+    from keydnn import Tensor
+    from keydnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, SoftmaxCrossEntropy
+    from keydnn.optim import SGD
+
+    x_np, y_np = lenet_data(batch)
+    x, y = Tensor.from_numpy(x_np, device=device), Tensor.from_numpy(y_np, device=device)
+    model = Sequential(Conv2d(1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(8 * 14 * 14, 10))
+    model = model.to(device)
+    loss_fn, opt = SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.01)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def torch_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
+    import torch
+    nn = torch.nn
+
+    x_np, y_np = lenet_data(batch)
+    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(8 * 14 * 14, 10)).to(device)
+    loss_fn, opt = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def _lstm_input() -> np.ndarray:
+    t, n, d, _ = LSTM_SHAPE
+    return np.random.default_rng(0).standard_normal((t, n, d)).astype(np.float32)
+
+
+def keydnn_lstm_step(device: str = "cpu") -> Step:
+    from keydnn import Tensor
+    from keydnn.infrastructure.recurrent import LSTM
+
+    _, _, d, h = LSTM_SHAPE
+    layer = LSTM(d, h, return_state=False).to(device)
+    x = Tensor.from_numpy(_lstm_input(), device=device, requires_grad=True)
+
+    def step():
+        x.grad = None
+        for p in layer.parameters():
+            p.grad = None
+        layer(x).sum().backward()
+    return step
+
+
+def torch_lstm_step(device: str = "cpu") -> Step:
+    import torch
+
+    _, _, d, h = LSTM_SHAPE
+    layer = torch.nn.LSTM(d, h).to(device)
+    x = torch.from_numpy(_lstm_input()).to(device).requires_grad_()
+
+    def step():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        layer(x)[0].sum().backward()
+    return step

@@ -1,0 +1,1 @@
+"""The parity and speedup report (``python -m keydnn report``): env stamp, parity, speedup, rendering."""
