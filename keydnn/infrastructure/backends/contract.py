@@ -85,4 +85,9 @@ KERNELS: dict[str, str] = {
     "batch_norm_backward": "(gy, x, gamma, mean, invstd) -> (gx, ggamma, gbeta)",
     "layer_norm_forward": "(x, gamma, beta, n_axes, eps) -> (y, mean, invstd) (mean/invstd keepdims)",
     "layer_norm_backward": "(gy, x, gamma, mean, invstd, n_axes) -> (gx, ggamma, gbeta)",
+    # one LSTM step's gates (backends/composite.py writes them over the primitives; native CPU fuses them).
+    # v (N,4H): pre-activations i, f, g, o with the sigmoid gates' columns halved, so u = tanh(v) gives the
+    # sigmoid gates as 0.5 u + 0.5 and g = u
+    "lstm_gates_forward": "(v (N,4H), c_prev (N,H)) -> (h, c, u = tanh(v) (N,4H), tanh(c))",
+    "lstm_gates_backward": "(dh, dc or None (dL/dc_t through later steps), u, c_prev, tanh_c) -> (dv, dc_prev)",
 }

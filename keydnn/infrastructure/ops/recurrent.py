@@ -131,7 +131,8 @@ class RNNSequence(Function):
 
 
 class LSTMSequence(Function):
-    """LSTM over every step (gates i, f, g, o); returns (T+1, N, H): h_1..h_T in time order, then the last c."""
+    """LSTM over every step (gates i, f, g, o); returns (T+1, N, H): h_1..h_T in time order, then the last c.
+    A step's gate arithmetic is the kernels lstm_gates_forward / lstm_gates_backward (fused on native CPU)."""
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
@@ -140,54 +141,37 @@ class LSTMSequence(Function):
         h0 = _zeros_like_state(k, x, n) if h0 is None else h0
         c0 = _zeros_like_state(k, x, n) if c0 is None else c0
         m = _gate_scale(k, n, (True, True, False, True), x.dtype)
-        beta = k.subtract(1.0, m)  # activations a = u * m + (1 - m): sigmoid gates 0.5 u + 0.5, g = u
         w = k.multiply(w_hh, m)
         gx = _project(k, x, w_ih, _bias_sum(k, b_ih, b_hh), m)
         steps = x.shape[0]
         hs: list = [None] * steps
-        acts: list = [None] * steps
         us: list = [None] * steps
         cs: list = [None] * steps
         tcs: list = [None] * steps
         h, c = h0, c0
         for t in _order(steps, reverse):
-            u = k.tanh(k.add(k.getitem(gx, (t,)), k.matmul(h, w)))
-            a = k.add(k.multiply(u, m), beta)
-            i, f = k.getitem(a, (_ALL, slice(0, n))), k.getitem(a, (_ALL, slice(n, 2 * n)))
-            gg, o = k.getitem(a, (_ALL, slice(2 * n, 3 * n))), k.getitem(a, (_ALL, slice(3 * n, 4 * n)))
-            c = k.add(k.multiply(f, c), k.multiply(i, gg))
-            tc = k.tanh(c)
-            h = k.multiply(o, tc)
-            hs[t], us[t], acts[t], cs[t], tcs[t] = h, u, a, c, tc
+            h, c, us[t], tcs[t] = k.lstm_gates_forward(k.add(k.getitem(gx, (t,)), k.matmul(h, w)), c)
+            hs[t], cs[t] = h, c
         out = k.stack(hs + [c], 0)
-        ctx.saved = (x, h0, c0, w_ih, w, m, out, us, acts, cs, tcs, reverse, b_ih is not None, b_hh is not None)
+        ctx.saved = (x, h0, c0, w_ih, w, m, out, us, cs, tcs, reverse, b_ih is not None, b_hh is not None)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, h0, c0, w_ih, w, m, out, us, acts, cs, tcs, reverse, has_bih, has_bhh = ctx.saved
+        x, h0, c0, w_ih, w, m, out, us, cs, tcs, reverse, has_bih, has_bhh = ctx.saved
         k = ctx.k
-        n = w.shape[0]
         steps = x.shape[0]
         w_t = k.transpose(w, _T2)
         dzs: list = [None] * steps
         dh = None
         dc = k.getitem(g, (steps,))
         for t in _order(steps, not reverse):
-            a, tc = acts[t], tcs[t]
             prev = t + 1 if reverse else t - 1
             c_prev = c0 if prev < 0 or prev >= steps else cs[prev]
             gt = k.getitem(g, (t,))
             dh = gt if dh is None else k.add(dh, gt)
-            i, f = k.getitem(a, (_ALL, slice(0, n))), k.getitem(a, (_ALL, slice(n, 2 * n)))
-            gg, o = k.getitem(a, (_ALL, slice(2 * n, 3 * n))), k.getitem(a, (_ALL, slice(3 * n, 4 * n)))
-            dc = k.add(dc, k.multiply(k.multiply(dh, o), k.subtract(1.0, k.multiply(tc, tc))))
-            da = k.concatenate([k.multiply(dc, gg), k.multiply(dc, c_prev), k.multiply(dc, i),
-                                k.multiply(dh, tc)], 1)
-            u = us[t]
-            dz = k.multiply(da, k.multiply(m, k.subtract(1.0, k.multiply(u, u))))  # d/d(scaled pre-activation)
+            dz, dc = k.lstm_gates_backward(dh, dc, us[t], c_prev, tcs[t])  # d/d(scaled pre-activation)
             dzs[t] = dz
-            dc = k.multiply(dc, f)
             dh = k.matmul(dz, w_t)
         dz_all = k.stack(dzs, 0)
         dx, dw_ih, db = _project_backward(k, x, w_ih, k.multiply(dz_all, m))
