@@ -145,6 +145,7 @@ def main() -> None:
 
     if args.clock == "process" and (args.device != "cpu" or args.threads != 1):
         ap.error("--clock process needs --device cpu and --threads 1 (CPU time of one thread)")
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     pair = Pair(args.device, args.threads, args.clock)
     try:
         lines = [f"# Recurrent layers, forward + backward, KeyDNN vs PyTorch {torch.__version__} on {args.device}",
@@ -186,6 +187,13 @@ def main() -> None:
                 flat.append(f"| {kind} | {batch} | {features} | {hidden} | {k_hi / k_lo:.2f} | {t_hi / t_lo:.2f} |")
         lines += ["", f"Per-step cost at T={SWEEP_T[-1]} over T={SWEEP_T[0]} (1.0 = flat):", "",
                   "| layer | N | D | H | KeyDNN | PyTorch |", "|---|---:|---:|---:|---:|---:|"] + flat
+        load = f"{load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end" if load0 else "unknown"
+        load += f" on {os.cpu_count()} cores"
+        lines += ["", f"Host load average (1 min): {load}."]
+        if args.clock == "process":
+            lines += ["The process clock counts each worker's own CPU time, so other processes on a shared host do "
+                      "not inflate it (wall-clock rounds there swing by several times); cache and memory-bandwidth "
+                      "contention from them still can."]
         publish("\n".join(lines), args.out)
     finally:
         pair.close()
