@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from keydnn.infrastructure.backends import composite_rnn
+
 _ALL = slice(None)
 
 
@@ -36,12 +38,14 @@ def lstm_gates_backward(k: Any, dh: Any, dc: Any, u: Any, c_prev: Any, tc: Any) 
     return dv, k.multiply(g_c, f)
 
 
-COMPOSITE = ("lstm_gates_forward", "lstm_gates_backward")
+_SEQUENCE = tuple(f"{cell}_sequence_{way}" for cell in ("rnn", "lstm", "gru") for way in ("forward", "backward"))
+COMPOSITE = ("lstm_gates_forward", "lstm_gates_backward") + _SEQUENCE
 
 
 def bind(table: Any) -> Any:
     """Give ``table`` every composite kernel it lacks, computed with its own primitives."""
     for name in COMPOSITE:
         if not hasattr(table, name):
-            setattr(table, name, functools.partial(globals()[name], table))
+            fn = getattr(composite_rnn, name) if name in _SEQUENCE else globals()[name]
+            setattr(table, name, functools.partial(fn, table))
     return table
