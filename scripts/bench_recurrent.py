@@ -1,71 +1,202 @@
-"""KeyDNN's recurrent layers beside PyTorch's, in one run: a forward + backward pass of RNN, LSTM and GRU over
-time-major input, for a short and a longer sequence, on the CPU (and CUDA when available). Batches of the two
-frameworks run alternately. Prints a markdown table stamped with the machine.
+"""KeyDNN's recurrent layers beside PyTorch's: forward + backward of RNN, LSTM and GRU (both forms) at the
+issue's shapes, and a sweep of T from 16 to 512 that shows whether the time per step stays flat.
 
-KeyDNN composes its recurrent layers from Tensor ops in a Python loop (no fused recurrent kernel), and each
-step's backward scatters into the whole input's gradient, so the gap to PyTorch's fused layers grows with T.
+Each framework runs in its own worker process (KeyDNN's never imports torch, PyTorch's never imports KeyDNN),
+so each runs at its standalone speed; the parent asks them for timed batches in alternating rounds
+(K T K T ...), so a host whose speed drifts slows both alike, and ratios are medians of per-round ratios.
 
-    python scripts/bench_recurrent.py [--device cpu|cuda:0] [--out reports/cpu/recurrent_bench.md]
+    python scripts/bench_recurrent.py [--device cpu|cuda:0] [--threads N] [--clock wall|process] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
 from pathlib import Path
 
-import numpy as np
+MAIN_SHAPES = ((32, 32, 16, 32), (128, 64, 64, 128))  # (T, N, D, H)
+SWEEP_T = (16, 32, 64, 128, 256, 512)
+SWEEP_SHAPES = ((32, 16, 32), (64, 256, 64))  # (N, D, H); the second is the issue's wide input
+KINDS = ("RNN", "LSTM", "GRU", "GRU-seed")  # GRU = reset_after=True (PyTorch's form); GRU-seed = reset_after=False
 
-from keydnn.bench import measure_interleaved, paired_ratio
-from keydnn.bench.harness import publish, stamp_line
+
+def _keydnn_case(kind, steps, batch, features, hidden, device):
+    import numpy as np
+
+    from keydnn import Tensor
+    from keydnn.infrastructure.recurrent import GRU, LSTM, RNN
+
+    cls, kw = {"RNN": (RNN, {}), "LSTM": (LSTM, {}), "GRU": (GRU, {"reset_after": True}),
+               "GRU-seed": (GRU, {"reset_after": False})}[kind]
+    layer = cls(features, hidden, return_state=False, **kw).to(device)
+    x_np = np.random.default_rng(0).standard_normal((steps, batch, features)).astype(np.float32)
+    x = Tensor.from_numpy(x_np, device=device, requires_grad=True)
+
+    def step():
+        layer(x).sum().backward()
+    if device == "cpu":
+        return step, None
+    from keydnn.infrastructure.backends import cuda
+    return step, lambda: cuda.synchronize(0)
+
+
+def _torch_case(kind, steps, batch, features, hidden, device):
+    import torch
+
+    if kind == "GRU-seed":
+        return None, None  # PyTorch has no reset-before GRU
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    layer = getattr(torch.nn, kind)(features, hidden).to(dev)
+    x = torch.randn(steps, batch, features, device=dev, requires_grad=True)
+
+    def step():
+        layer(x)[0].sum().backward()
+    return step, (torch.cuda.synchronize if dev == "cuda" else None)
+
+
+def _worker(framework, device, threads, clock_name, conn):
+    clock = time.process_time if clock_name == "process" else time.perf_counter
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    make = _torch_case if framework == "torch" else _keydnn_case
+    step = sync = None
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        if msg[0] == "case":
+            step, sync = make(*msg[1], device)
+            if step is not None:
+                for _ in range(2):
+                    step()
+                if sync:
+                    sync()
+            conn.send(step is not None)
+        elif msg[0] == "batch":
+            t0 = clock()
+            for _ in range(msg[1]):
+                step()
+            if sync:
+                sync()
+            conn.send((clock() - t0) / msg[1])
+
+
+class Pair:
+    """The two worker processes, asked for timed batches in alternating rounds."""
+
+    def __init__(self, device: str, threads: int, clock: str) -> None:
+        ctx = mp.get_context("spawn")
+        self.conns, self.procs = {}, []
+        for fw in ("keydnn", "torch"):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker, args=(fw, device, threads, clock, child), daemon=True)
+            p.start()
+            self.conns[fw], self.procs = parent, self.procs + [p]
+
+    def run(self, case: tuple, repeats: int) -> dict:
+        active = []
+        for fw, c in self.conns.items():
+            c.send(("case", case))
+            if c.recv():
+                active.append(fw)
+        samples = {fw: [] for fw in active}
+        for _ in range(repeats):
+            for fw in active:
+                self.conns[fw].send(("batch", 1))
+                samples[fw].append(self.conns[fw].recv())
+        return samples
+
+    def close(self) -> None:
+        for c in self.conns.values():
+            c.send(("stop",))
+        for p in self.procs:
+            p.join(timeout=10)
+
+
+def _ratio(k: list, t: list) -> tuple[float, float, float]:
+    r = sorted(a / b for a, b in zip(k, t))
+    q = statistics.quantiles(r, n=10) if len(r) >= 2 else r * 9
+    return statistics.median(r), q[0], q[-1]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="BLAS/OpenMP threads of each worker (PyTorch: torch.set_num_threads)")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--clock", choices=("wall", "process"), default="wall",
+                    help="wall: perf_counter (with device sync); process: each worker's CPU time, which a busy "
+                         "shared host does not inflate (CPU only, and meaningful with --threads 1)")
+    ap.add_argument("--sweep-kinds", default="LSTM,GRU", help="kinds in the T sweep, comma-separated")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # read by the workers' NumPy/OpenMP at import
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import torch
 
-    from keydnn import Tensor
-    from keydnn.infrastructure.recurrent import GRU, LSTM, RNN
+    from keydnn.bench.harness import publish, stamp_line
 
-    dev = args.device
-    tdev = "cuda" if dev.startswith("cuda") else "cpu"
-    if tdev == "cpu":
-        sync_k = sync_t = None
-    else:
-        from keydnn.infrastructure.backends import cuda
-
-        sync_k, sync_t = (lambda: cuda.synchronize(0)), torch.cuda.synchronize
-    n, d, h = 32, 64, 128
-    rows = []
-    rng = np.random.default_rng(0)
-    for steps in (16, 64):
-        x_np = rng.standard_normal((steps, n, d)).astype(np.float32)
-        for name, ours, theirs in (("RNN", RNN, torch.nn.RNN), ("LSTM", LSTM, torch.nn.LSTM),
-                                   ("GRU", GRU, torch.nn.GRU)):
-            layer = ours(d, h, return_state=False).to(dev)
-            ref = theirs(d, h).to(tdev)
-            x = Tensor.from_numpy(x_np, device=dev, requires_grad=True)
-            tx = torch.from_numpy(x_np).to(tdev).requires_grad_()
-
-            def k_step(layer=layer, x=x):
-                layer(x).sum().backward()
-
-            def t_step(ref=ref, tx=tx):
-                ref(tx)[0].sum().backward()
-
-            t = measure_interleaved({"k": (k_step, sync_k), "t": (t_step, sync_t)}, warmup=2,
-                                    repeats=args.repeats)
-            rows.append((f"{name}, T={steps}", t["k"].ms, t["t"].ms, paired_ratio(t["k"], t["t"])))
-    lines = [f"# Recurrent layers, forward + backward, KeyDNN vs PyTorch {torch.__version__} on {dev}", "",
-             stamp_line(), "", f"Input (T, N={n}, D={d}), hidden size {h}, float32.", "",
-             "| layer | KeyDNN ms | PyTorch ms | KeyDNN / PyTorch |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {k:.2f} | {t:.2f} | {r:.1f}x |" for name, k, t, r in rows]
-    lines += ["", "Medians of alternating batches after warm-up (one forward + backward per batch)."]
-    publish("\n".join(lines), args.out)
+    if args.clock == "process" and (args.device != "cpu" or args.threads != 1):
+        ap.error("--clock process needs --device cpu and --threads 1 (CPU time of one thread)")
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    pair = Pair(args.device, args.threads, args.clock)
+    try:
+        lines = [f"# Recurrent layers, forward + backward, KeyDNN vs PyTorch {torch.__version__} on {args.device}",
+                 "", stamp_line(), "",
+                 f"float32; each framework in its own process with {args.threads} thread(s), {args.clock} clock; "
+                 f"{args.repeats} "
+                 "alternating rounds after 2 warm-up calls; ratio = median of per-round KeyDNN/PyTorch "
+                 "(p10-p90 in brackets). GRU is reset_after=True (PyTorch's form); GRU-seed is the seed's "
+                 "reset_after=False form, which PyTorch lacks.", "",
+                 "| layer | T | N | D | H | KeyDNN ms | PyTorch ms | KeyDNN / PyTorch |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for shape in MAIN_SHAPES:
+            for kind in KINDS:
+                s = pair.run((kind, *shape), args.repeats)
+                k = statistics.median(s["keydnn"])
+                if "torch" in s:
+                    r, lo, hi = _ratio(s["keydnn"], s["torch"])
+                    t_ms, rat = f"{statistics.median(s['torch']) * 1e3:.2f}", f"{r:.2f}x [{lo:.2f}-{hi:.2f}]"
+                else:
+                    t_ms, rat = "-", "-"
+                lines.append(f"| {kind} | {' | '.join(map(str, shape))} | {k * 1e3:.2f} | {t_ms} | {rat} |")
+                print(lines[-1], flush=True)
+        lines += ["", "## Time per step against T (forward + backward, microseconds per step)", "",
+                  "| layer | N | D | H | T | KeyDNN us/step | PyTorch us/step | KeyDNN / PyTorch |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        flat = []
+        for kind in args.sweep_kinds.split(","):
+            for batch, features, hidden in SWEEP_SHAPES:
+                per_step = {}
+                for steps in SWEEP_T:
+                    s = pair.run((kind, steps, batch, features, hidden), max(3, args.repeats // 2))
+                    k, t = statistics.median(s["keydnn"]), statistics.median(s["torch"])
+                    r, lo, hi = _ratio(s["keydnn"], s["torch"])
+                    per_step[steps] = (k / steps, t / steps)
+                    lines.append(f"| {kind} | {batch} | {features} | {hidden} | {steps} | {k / steps * 1e6:.1f} | "
+                                 f"{t / steps * 1e6:.1f} | {r:.2f}x [{lo:.2f}-{hi:.2f}] |")
+                    print(lines[-1], flush=True)
+                (k_lo, t_lo), (k_hi, t_hi) = per_step[SWEEP_T[0]], per_step[SWEEP_T[-1]]
+                flat.append(f"| {kind} | {batch} | {features} | {hidden} | {k_hi / k_lo:.2f} | {t_hi / t_lo:.2f} |")
+        lines += ["", f"Per-step cost at T={SWEEP_T[-1]} over T={SWEEP_T[0]} (1.0 = flat):", "",
+                  "| layer | N | D | H | KeyDNN | PyTorch |", "|---|---:|---:|---:|---:|---:|"] + flat
+        load = f"{load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end" if load0 else "unknown"
+        load += f" on {os.cpu_count()} cores"
+        lines += ["", f"Host load average (1 min): {load}."]
+        if args.clock == "process":
+            lines += ["The process clock counts each worker's own CPU time, so other processes on a shared host do "
+                      "not inflate it (wall-clock rounds there swing by several times); cache and memory-bandwidth "
+                      "contention from them still can."]
+        publish("\n".join(lines), args.out)
+    finally:
+        pair.close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 SPEC_MODULES = ("keydnn.infrastructure.op_specs.core", "keydnn.infrastructure.op_specs.nn",
-                "keydnn.infrastructure.op_specs.conv")
+                "keydnn.infrastructure.op_specs.conv", "keydnn.infrastructure.op_specs.recurrent")
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,17 @@ int keydnn_layer_norm_backward_f64(const double* gy, const double* x, const doub
                                    const double* mean, const double* invstd, int64_t rows, int64_t m,
                                    double* gx, double* ggamma, double* gbeta);
 
+/* recurrent.cpp: one LSTM step's gates. v (n, 4h) pre-activations i, f, g, o with the sigmoid columns halved;
+ * outputs h, c, tanh(c) (n, h) and u = tanh(v) (n, 4h). Backward: dh, dc (NULL: zero) (n, h) -> dv, dc_prev. */
+int keydnn_lstm_gates_forward_f32(const float* v, const float* c_prev, int64_t n, int64_t h, float* h_out,
+                                  float* c_out, float* u_out, float* tc_out);
+int keydnn_lstm_gates_forward_f64(const double* v, const double* c_prev, int64_t n, int64_t h, double* h_out,
+                                  double* c_out, double* u_out, double* tc_out);
+int keydnn_lstm_gates_backward_f32(const float* dh, const float* dc, const float* u, const float* c_prev,
+                                   const float* tc, int64_t n, int64_t h, float* dv, float* dc_prev);
+int keydnn_lstm_gates_backward_f64(const double* dh, const double* dc, const double* u, const double* c_prev,
+                                   const double* tc, int64_t n, int64_t h, double* dv, double* dc_prev);
+
 #ifdef __cplusplus
 }
 #endif

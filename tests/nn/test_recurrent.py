@@ -191,7 +191,7 @@ def test_bidirectional_initial_states_and_errors():
     np.testing.assert_allclose(shared.to_numpy(), both.to_numpy())
     assert not np.allclose(shared.to_numpy(), bi(x).to_numpy())
     with pytest.raises(ValueError, match="merge_mode"):
-        Bidirectional(lstm, merge_mode="sum")
+        Bidirectional(lstm, merge_mode="max")
     with pytest.raises(TypeError, match="RNN, LSTM or GRU"):
         Bidirectional(RNNCell(3, 2))
 

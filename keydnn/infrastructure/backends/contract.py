@@ -85,4 +85,17 @@ KERNELS: dict[str, str] = {
     "batch_norm_backward": "(gy, x, gamma, mean, invstd) -> (gx, ggamma, gbeta)",
     "layer_norm_forward": "(x, gamma, beta, n_axes, eps) -> (y, mean, invstd) (mean/invstd keepdims)",
     "layer_norm_backward": "(gy, x, gamma, mean, invstd, n_axes) -> (gx, ggamma, gbeta)",
+    # one LSTM step's gates (backends/composite.py writes them over the primitives; native CPU fuses them).
+    # v (N,4H): pre-activations i, f, g, o with the sigmoid gates' columns halved, so u = tanh(v) gives the
+    # sigmoid gates as 0.5 u + 0.5 and g = u
+    "lstm_gates_forward": "(v (N,4H), c_prev (N,H)) -> (h, c, u = tanh(v) (N,4H), tanh(c))",
+    "lstm_gates_backward": "(dh, dc or None (dL/dc_t through later steps), u, c_prev, tanh_c) -> (dv, dc_prev)",
+    # whole recurrent sequences over time-major x (T,N,D) (ops/recurrent.py); h0/c0/biases may be None; saved
+    # is opaque to the caller; backward gives one gradient per input (None for a None bias)
+    "rnn_sequence_forward": "(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> (out (T,N,H), saved)",
+    "rnn_sequence_backward": "(saved, g) -> (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)",
+    "lstm_sequence_forward": "(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse) -> (out (T+1,N,H): h..., last c; saved)",
+    "lstm_sequence_backward": "(saved, g) -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)",
+    "gru_sequence_forward": "(x, h0, w_ih, w_hh, b_ih, b_hh, reverse, reset_after) -> (out (T,N,H), saved)",
+    "gru_sequence_backward": "(saved, g) -> (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)",
 }

@@ -1,5 +1,6 @@
 """Recurrent cells: one time step of a vanilla RNN, an LSTM and a GRU, composed from Tensor ops (so they run
-and differentiate on every device; there is no fused recurrent kernel).
+and differentiate on every device). The sequence layers do not step cells: they call the whole-sequence ops
+of keydnn.infrastructure.ops.recurrent with the cells' parameters.
 
 Weights follow the seed's layout, transposed relative to Linear: ``W_ih`` is (input_size, G*hidden_size) and
 ``W_hh`` (hidden_size, G*hidden_size) for G gates, with two biases ``b_ih`` and ``b_hh`` of G*hidden_size;
@@ -109,17 +110,31 @@ class LSTMCell(RecurrentCell):
 @register_module()
 class GRUCell(RecurrentCell):
     """Gate columns z, r, n: ``z, r = sigmoid(x W_i{z,r} + b_i{z,r} + h W_h{z,r} + b_h{z,r})``,
-    ``n = tanh(x W_in + b_in + (r h) W_hn + b_hn)``, ``h' = (1 - z) n + z h`` (the reset gate applies
-    before the hidden product, as in the seed and Keras' ``reset_after=False``; PyTorch applies it after).
-    ``forward(x, h=None)``."""
+    ``h' = (1 - z) n + z h``. ``reset_after=False`` (the default; the seed's and Keras' form) applies the reset
+    gate before the hidden product, ``n = tanh(x W_in + b_in + (r h) W_hn + b_hn)``; ``reset_after=True``
+    (PyTorch's and cuDNN's) after it, ``n = tanh(x W_in + b_in + r (h W_hn + b_hn))``. ``forward(x, h=None)``."""
 
     gates = 3
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
+                 dtype: Any = None, reset_after: bool = False) -> None:
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        self.reset_after = bool(reset_after)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "reset_after": self.reset_after}
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         self._check(x, h)
         h = self.zero_state(x) if h is None else h
         n = self.hidden_size
         gx = self._input_part(x)
+        if self.reset_after:
+            gh = self._hidden_part(h)
+            zr = (gx[:, :2 * n] + gh[:, :2 * n]).sigmoid()
+            z, r = zr[:, :n], zr[:, n:]
+            cand = (gx[:, 2 * n:] + r * gh[:, 2 * n:]).tanh()
+            return (1.0 - z) * cand + z * h
         gzr = gx[:, :2 * n] + h @ self.W_hh[:, :2 * n]
         if self.use_bias:
             gzr = gzr + self.b_hh[:2 * n]

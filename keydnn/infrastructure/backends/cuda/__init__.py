@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from keydnn.domain.errors import DeviceNotSupportedError
+from keydnn.infrastructure.backends import composite
 from keydnn.infrastructure.backends.contract import KERNELS
 
 from . import _cudart, _lib, allocator, faults
@@ -82,6 +83,8 @@ def _build(index: int) -> SimpleNamespace:
     modules = {name: importlib.import_module(f"{__name__}.{name}") for name in _FAMILIES}
     kernels: dict[str, Any] = {}
     for name in KERNELS:
+        if name in composite.COMPOSITE:  # bound below, over this table's own kernels
+            continue
         if name in _LIBRARY_KERNELS:
             module = _LIBRARY_KERNELS[name]
             try:
@@ -98,9 +101,9 @@ def _build(index: int) -> SimpleNamespace:
                 break
         else:
             raise ImportError(f"CUDA backend lacks contract kernel {name!r}")
-    return SimpleNamespace(
+    return composite.bind(SimpleNamespace(
         name=f"cuda:{index}", device=index, native_kernels=tuple(sorted(kernels)), **kernels
-    )
+    ))
 
 
 def table(index: int = 0) -> SimpleNamespace:

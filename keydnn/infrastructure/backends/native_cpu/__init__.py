@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from keydnn.infrastructure.backends.native_cpu import _lib, conv, norm, pool
+from keydnn.infrastructure.backends.native_cpu import _lib, conv, norm, pool, recurrent
 
 _KERNELS = {
     conv: ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
     pool: ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"),
     norm: ("batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"),
+    recurrent: ("lstm_gates_forward", "lstm_gates_backward"),
 }
 
 

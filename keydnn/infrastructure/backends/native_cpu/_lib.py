@@ -49,6 +49,8 @@ _TYPED: dict[str, list[Any]] = {
     "keydnn_batch_norm_backward": [_P, _P, _P, _P, _P, _I, _I, _I, _P, _P, _P],
     "keydnn_layer_norm_forward": [_P, _P, _P, _I, _I, _D, _P, _P, _P],
     "keydnn_layer_norm_backward": [_P, _P, _P, _P, _P, _I, _I, _P, _P, _P],
+    "keydnn_lstm_gates_forward": [_P, _P, _I, _I, _P, _P, _P, _P],
+    "keydnn_lstm_gates_backward": [_P, _P, _P, _P, _P, _I, _I, _P, _P],
 }
 _UNTYPED: dict[str, tuple[Any, list[Any]]] = {
     "keydnn_cpu_status_string": (ctypes.c_char_p, [ctypes.c_int]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from keydnn.infrastructure.backends import composite
 from keydnn.infrastructure.backends.contract import KERNELS
 from keydnn.infrastructure.backends.numpy import conv, core, nn, norm, pool
 
@@ -12,7 +13,8 @@ def table() -> SimpleNamespace:
     kernels = {}
     for module in (core, nn, conv, pool, norm):
         kernels.update({name: getattr(module, name) for name in KERNELS if hasattr(module, name)})
-    missing = sorted(set(KERNELS) - set(kernels))
+    table = composite.bind(SimpleNamespace(name="numpy", native_kernels=(), **kernels))
+    missing = sorted(set(KERNELS) - set(vars(table)))
     if missing:
         raise ImportError(f"NumPy backend lacks contract kernels: {missing}")
-    return SimpleNamespace(name="numpy", native_kernels=(), **kernels)
+    return table
