@@ -167,7 +167,10 @@ def ca_bundle() -> str | None:
 
 
 def build_command(engine: str, kind: str, tags: list[str], base: str | None) -> list[str]:
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git (inside an image, a source tarball)
+        rev = ""
     args = ["-f", str(HERE / kind / "Dockerfile"), "--build-arg", f"VERSION={version()}",
             "--build-arg", f"REVISION={rev or 'unknown'}"]
     for tag in tags:
