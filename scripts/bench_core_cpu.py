@@ -107,15 +107,20 @@ def build(spec: str) -> dict[str, Callable[[], Any] | None]:
     return out
 
 
-def measure_all(isolation: str, repeats: int) -> tuple[dict, list[str]]:
+def measure_all(modes: list[str], repeats: int) -> tuple[dict, list[str]]:
+    """case -> mode -> framework -> Timing, every mode's processes alive at once and interleaved in the same
+    rounds (so the modes are compared within each round, not across minutes of a drifting machine)."""
     from keydnn.bench.isolated import Worker, measure_isolated
-    specs = list(FRAMEWORKS) if isolation == "process" else [ORDERS[isolation]]
-    workers = [Worker(__file__, "build", s) for s in specs]
+    specs = [(m, s) for m in modes for s in (FRAMEWORKS if m == "process" else [ORDERS[m]])]
+    workers = [Worker(__file__, "build", s, tag=f"{m}/") for m, s in specs]
     try:
-        libs = [f"{s}: {', '.join(w.ask('libraries'))}" for s, w in zip(specs, workers, strict=True)]
-        results = {case: measure_isolated(workers, case, warmup=max(3, number), repeats=repeats if case != LINEAR
-                                          else max(5, repeats // 2), number=number)
-                   for case, (number, _) in SPEC.items()}
+        libs = [f"{m} {s}: {', '.join(w.ask('libraries'))}" for (m, s), w in zip(specs, workers, strict=True)]
+        results: dict = {}
+        for case, (number, _) in SPEC.items():
+            flat = measure_isolated(workers, case, warmup=max(3, number), number=number,
+                                    repeats=repeats if case != LINEAR else max(5, repeats // 2))
+            results[case] = {m: {k.split("/", 1)[1]: t for k, t in flat.items() if k.startswith(m + "/")}
+                             for m in modes}
     finally:
         for w in workers:
             w.close()
@@ -137,10 +142,10 @@ def round_ratios(a: Any, b: Any) -> tuple[float, float, float]:
     return statistics.median(r), q[0], q[-1]
 
 
-def table(results: dict) -> list[str]:
+def table(results: dict, mode: str) -> list[str]:
     rows = ["| Workload | KeyDNN | PyTorch | NumPy | KeyDNN / PyTorch | target |", "|---|---:|---:|---:|---:|---:|"]
     for case, (_, target) in SPEC.items():
-        t = results[case]
+        t = results[case][mode]
         ratio = "n/a"
         if "KeyDNN" in t and "PyTorch" in t:
             med, lo, hi = round_ratios(t["KeyDNN"], t["PyTorch"])
@@ -150,15 +155,19 @@ def table(results: dict) -> list[str]:
     return rows
 
 
-def sharing_table(runs: dict) -> list[str]:
-    rows = ["| Workload | framework | " + " | ".join(f"{m} / own process" for m in ORDERS) + " |",
-            "|---|---|" + "---:|" * len(ORDERS)]
+def sharing_table(results: dict, modes: list[str]) -> list[str]:
+    others = [m for m in modes if m != "process"]
+    rows = ["| Workload | framework | " + " | ".join(f"{m} / own process" for m in others) + " |",
+            "|---|---|" + "---:|" * len(others)]
     for case in SPEC:
         for fw in ("KeyDNN", "PyTorch"):
-            base = runs["process"][0][case].get(fw)
+            base = results[case]["process"].get(fw)
             if base is None:
                 continue
-            cells = [f"{runs[m][0][case][fw].median / base.median:.2f}x" for m in ORDERS]
+            cells = []
+            for m in others:
+                med, lo, hi = round_ratios(results[case][m][fw], base)
+                cells.append(f"{med:.2f}x [{lo:.2f}-{hi:.2f}]")
             rows.append(f"| {case} | {fw} | " + " | ".join(cells) + " |")
     return rows
 
@@ -172,18 +181,20 @@ def main() -> None:
     from keydnn.bench.harness import publish, stamp_line
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     modes = ["process", *ORDERS] if args.isolation == "compare" else [args.isolation]
-    runs = {m: measure_all(m, args.repeats) for m in modes}
+    results, libs = measure_all(modes, args.repeats)
     after = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     lines = [stamp_line(), f"Platform: {platform.platform()}; KeyDNN CPU backend: "
              f"{os.environ.get('KEYDNN_CPU_BACKEND', 'native')}; load average before: {load}, after: {after}",
              f"Medians of {args.repeats} interleaved rounds (Linear: half as many) after warm-up, "
-             "[10th-90th percentile]; the ratio is the median of per-round ratios [10th-90th percentile].", ""]
-    for mode, (results, libs) in runs.items():
+             "[10th-90th percentile]; a ratio is the median of per-round ratios [10th-90th percentile]. "
+             "Every process below ran at once, their batches interleaved in the same rounds.", ""]
+    for mode in modes:
         title = {"process": "each framework in its own process"}.get(mode, f"one process, {ORDERS.get(mode)}")
-        lines += [f"## {title}", "", *table(results), "", "Runtimes loaded: " + "; ".join(libs), ""]
-    if len(runs) > 1:
-        lines += ["## Cost of sharing a process (median in one process / median in its own process)", "",
-                  *sharing_table(runs), ""]
+        lines += [f"## {title}", "", *table(results, mode), ""]
+    lines += ["Runtimes loaded: " + "; ".join(libs), ""]
+    if len(modes) > 1:
+        lines += ["## Cost of sharing a process (time in one process / time in its own process, per round)", "",
+                  *sharing_table(results, modes), ""]
     publish("\n".join(lines), args.out)
 
 

@@ -55,9 +55,11 @@ def _serve(conn: Any, path: str, builder: str, spec: str) -> None:
 class Worker:
     """Workloads in a spawned process: ``builder(spec)`` in the file ``path`` returns a dict of
     ``"case|label"`` -> zero-argument step (None where unavailable); ``spec`` says what to build (for example
-    which frameworks, in which import order)."""
+    which frameworks, in which import order). ``tag`` prefixes this worker's labels in the results, so
+    several workers may time the same labels (the same framework set up in different ways)."""
 
-    def __init__(self, path: str, builder: str, spec: str):
+    def __init__(self, path: str, builder: str, spec: str, tag: str = ""):
+        self.tag = tag
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, str(path), builder, spec), daemon=True)
@@ -80,9 +82,9 @@ def measure_isolated(workers: list[Worker], case: str, *, warmup: int = 5, repea
     keys = [(w, key) for w in workers for key in w.cases if key.split("|", 1)[0] == case]
     for w, key in keys:
         w.ask("warmup", key, warmup)
-    samples: dict[str, list[float]] = {key.split("|", 1)[1]: [] for _, key in keys}
+    samples: dict[str, list[float]] = {w.tag + key.split("|", 1)[1]: [] for w, key in keys}
     for _ in range(repeats):
         for w, key in keys:
             time.sleep(settle)
-            samples[key.split("|", 1)[1]].append(w.ask("batch", key, number))
+            samples[w.tag + key.split("|", 1)[1]].append(w.ask("batch", key, number))
     return {label: _timing(s, number) for label, s in samples.items()}
