@@ -60,7 +60,7 @@ def _batch(fn: Callable[[], Any], sync: Callable[[], None] | None, number: int) 
 
 def _timing(samples: list[float], number: int) -> Timing:
     ordered = sorted(samples)
-    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else ordered * 9
+    q = statistics.quantiles(ordered, n=10, method="inclusive") if len(ordered) >= 2 else ordered * 9
     return Timing(statistics.median(ordered), q[0], q[-1], len(samples), number, tuple(samples))
 
 

@@ -101,3 +101,41 @@ extern "C" int kd_scatter(int dtype, void *dst, const int64_t *offsets, const vo
     });
   return kd::check_launch("scatter");
 }
+
+// Element offsets of a[..., idx, ...] for one int64 index array on axis `dim`, computed on the device so an
+// index that lives there is never read back: offsets[p * n_idx + j] = base + outer(p) + wrap(idx[j]) * stride,
+// p walking the axes before `dim` (outer_it: operand 1 holds their strides in `a`). An index outside
+// [-dim_size, dim_size) records a fault (raised by the host at its next synchronisation) and reads row 0.
+namespace {
+
+__global__ void index_offsets_kernel(int64_t *offsets, const int64_t *idx, int64_t n_idx, int64_t dim_size,
+                                     int64_t dim_stride, int64_t base, int64_t total, Offsets<int64_t, 2> outer,
+                                     kd_fault *fault, int64_t ticket) {
+  KD_GRID_STRIDE(i, total) {
+    int64_t p = i / n_idx, j = i - p * n_idx;
+    int64_t o[2];
+    outer.get(p, o);
+    int64_t v = idx[j];
+    int64_t w = v < 0 ? v + dim_size : v;
+    if (w < 0 || w >= dim_size) {
+      kd::record_fault(fault, ticket, j, v);
+      w = 0;
+    }
+    offsets[i] = base + o[1] + w * dim_stride;
+  }
+}
+
+}  // namespace
+
+extern "C" int kd_index_offsets(int64_t *offsets, const int64_t *idx, int64_t n_idx, int64_t dim_size,
+                                int64_t dim_stride, int64_t base, int64_t outer, const kd_iter *outer_it,
+                                kd_fault *fault, int64_t ticket) {
+  if (n_idx < 0 || outer < 0 || dim_size < 0) return kd::fail(KD_ERR_ARGUMENT, "index_offsets: negative size");
+  int64_t total = outer * n_idx;
+  if (total == 0) return KD_OK;
+  if (!offsets || !idx) return kd::fail(KD_ERR_ARGUMENT, "index_offsets: null pointer");
+  kd_iter c = inner_iter(outer_it);
+  kd::launch(index_offsets_kernel, kd::grid_for(total), kd::kThreads, offsets, idx, n_idx, dim_size, dim_stride,
+             base, total, Offsets<int64_t, 2>(c), fault, ticket);
+  return kd::check_launch("index_offsets");
+}

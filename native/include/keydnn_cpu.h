@@ -7,6 +7,7 @@
 #ifndef KEYDNN_CPU_H
 #define KEYDNN_CPU_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -37,6 +38,13 @@ typedef struct keydnn_pool_geom {
 
 const char* keydnn_cpu_status_string(int status);
 int keydnn_cpu_max_threads(void);
+
+/* blas_threads.cpp: a threads callback for OpenBLAS (openblas_set_threads_callback_function) that runs its
+ * `numjobs` jobs, all at once, on this library's OpenMP team; keydnn_cpu_blas_calls counts the calls served. */
+typedef void (*keydnn_blas_job)(int thread_num, void* jobdata, int job_arg);
+void keydnn_cpu_blas_threads(int sync, keydnn_blas_job job, int numjobs, size_t jobdata_elsize, void* jobdata,
+                             int job_arg);
+uint64_t keydnn_cpu_blas_calls(void);
 
 /* conv.cpp: y (n, o, oh, ow) = conv(x, w) + b (b may be NULL); gx and gw are overwritten. */
 int keydnn_conv2d_forward_f32(const float* x, const float* w, const float* b, const keydnn_conv_geom* g, float* y);

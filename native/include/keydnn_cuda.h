@@ -140,6 +140,11 @@ int kd_gather(int dtype, void *out, const void *src, const int64_t *offsets, int
               const kd_iter *inner_it);
 int kd_scatter(int dtype, void *dst, const int64_t *offsets, const void *values, int64_t rows,
                const kd_iter *inner_it, int accumulate);
+/* offsets (outer * n_idx) of a[..., idx, ...] for an int64 index on one axis (dim_size, dim_stride), computed
+ * on the device; outer_it walks the axes before it (operand 1: their strides in a; NULL when there are none).
+ * An out-of-range index records `fault` (see kd_fault) instead of failing the call. */
+int kd_index_offsets(int64_t *offsets, const int64_t *idx, int64_t n_idx, int64_t dim_size, int64_t dim_stride,
+                     int64_t base, int64_t outer, const kd_iter *outer_it, kd_fault *fault, int64_t ticket);
 
 /* random numbers: Philox4x32-10 keyed by seed, counter = element group; deterministic per seed */
 int kd_uniform(int dtype, void *out, int64_t n, double low, double high, uint64_t seed);

@@ -140,3 +140,69 @@ def test_index_errors(kt):
         kt.getitem(a, (1.5,))
     with pytest.raises(IndexingError):
         kt.getitem(a, (np.array([0.5]),))
+
+
+DEVICE_AXIS = [
+    (np.array([0, 2, 2, -1]),),
+    (slice(None), np.array([[0, 4], [4, -5]])),
+    (Ellipsis, np.array([3, 0, 3])),
+    (slice(None), np.array([1]), Ellipsis),
+    (np.array([], dtype=np.int64),),
+]
+
+
+def _no_host_traffic(monkeypatch):
+    """Fail on any device-to-host copy or host-to-device copy of index data (either would synchronise)."""
+    from keydnn.infrastructure.backends.cuda import index
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the indexing op copied index data between host and device")
+    monkeypatch.setattr(index, "to_host", refuse)
+    monkeypatch.setattr(index, "from_host_on", refuse)
+
+
+@pytest.mark.parametrize("index", DEVICE_AXIS, ids=str)
+@pytest.mark.parametrize("idx_dtype", [np.int64, np.int32])
+def test_a_device_index_on_one_axis_stays_on_the_device(kt, rng, monkeypatch, index, idx_dtype):
+    a = _array(rng, np.float32)
+    dev = tuple(kt.from_host(i.astype(idx_dtype)) if isinstance(i, np.ndarray) else i for i in index)
+    da = kt.from_host(a)
+    values = rng.standard_normal(a[index].shape).astype(np.float32)
+    dv = kt.from_host(values)
+    _no_host_traffic(monkeypatch)
+    got = kt.getitem(da, dev)
+    added = kt.index_add(a.shape, np.float32, dev, dv)
+    target = kt.astype(da, np.float32)
+    kt.setitem(target, dev, 0.5)
+    monkeypatch.undo()
+    assert_close(kt.to_host(got), a[index])
+    ref = np.zeros_like(a)
+    np.add.at(ref, index, values)
+    assert_close(kt.to_host(added), ref, rtol=1e-5)
+    ref = a.copy()
+    ref[index] = 0.5
+    assert_close(kt.to_host(target), ref)
+
+
+def test_a_device_index_on_a_strided_view(kt, rng, monkeypatch):
+    a = _array(rng, np.float64)
+    view = kt.transpose(kt.getitem(kt.from_host(a), (slice(None, None, -1),)), (2, 1, 0))  # (4, 5, 3)
+    ref = a[::-1].transpose(2, 1, 0)
+    idx = kt.from_host(np.array([2, 0, 2, 1]))
+    _no_host_traffic(monkeypatch)
+    got = kt.getitem(view, (slice(None), idx))
+    monkeypatch.undo()
+    assert_close(kt.to_host(got), ref[:, [2, 0, 2, 1]])
+
+
+def test_an_out_of_range_device_index_raises_at_the_next_synchronisation(kt):
+    from keydnn.infrastructure.backends import cuda
+
+    a = kt.from_host(np.arange(12.0).reshape(3, 4))
+    out = kt.getitem(a, (slice(None), kt.from_host(np.array([1, 9]))))  # queued, no sync
+    with pytest.raises(IndexingError, match=r"index 9 .*axis 1 with size 4"):
+        kt.to_host(out)
+    with pytest.raises(IndexingError, match="index -4"):
+        kt.index_add((3,), np.float64, (kt.from_host(np.array([-4])),), kt.from_host(np.ones(1)))
+        cuda.synchronize(0)
+    assert kt.to_host(kt.getitem(a, (kt.from_host(np.array([-1])),))).tolist() == [[8.0, 9.0, 10.0, 11.0]]

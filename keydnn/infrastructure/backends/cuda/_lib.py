@@ -138,6 +138,7 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_reduce": (_INT, [_INT, _INT, _P, _P, _I64, _I64, _I64, _P, _I64]),
     "kd_gather": (_INT, [_INT, _P, _P, _P, _I64, _ITERP]),
     "kd_scatter": (_INT, [_INT, _P, _P, _P, _I64, _ITERP, _INT]),
+    "kd_index_offsets": (_INT, [_P, _P, _I64, _I64, _I64, _I64, _I64, _ITERP, _P, _I64]),
     "kd_uniform": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
     "kd_normal": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
     "kd_dropout_mask": (_INT, [_INT, _P, _I64, _D, _c.c_uint64]),

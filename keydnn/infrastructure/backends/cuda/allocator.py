@@ -1,15 +1,23 @@
-"""Caching device allocator: freed blocks return to a per-device free list keyed by size class for reuse.
+"""Caching device allocator: size classes, blocks split out of larger cached blocks and merged back, a
+release-and-retry on out-of-memory, and statistics that add up (the design of PyTorch's and CuPy's allocators,
+kept small).
 
 ``take`` hands out (address, block size); the owning CudaArray gives the block back with ``release`` when it
-dies (storage.py), so there is no separate block object per allocation.
+dies (storage.py). Requests round up to 512 B up to 1 MiB (the small pool, carved out of 2 MiB segments) and
+to 2 MiB above (the large pool, one segment per miss). A request first takes a cached block of exactly its
+size (the steady state of a training loop: no device call, no search); else the smallest cached block of its
+pool that fits, split; else, after merging free neighbours within each segment, that search again; only then
+cudaMalloc. When cudaMalloc fails for lack of memory, every wholly free segment is cudaFree'd and the call is
+retried once before the error is raised. Every kernel runs on the default stream, so a block freed on the host
+can be reused at once: later work is ordered after the earlier users.
 
-cudaMalloc runs only on a miss (and cudaFree only in ``empty_cache``), so the steady state of a training loop
-makes no runtime allocation calls and never synchronises. Sizes round up to 512 B up to 1 MiB and to
-2 MiB above, so a loop of similar tensors lands in the same classes. Every kernel runs on the default stream,
-so a block freed on the host can be reused at once: later work is ordered after the earlier users.
+The device calls are injected (``malloc``/``free``), so the logic runs on the CPU under a fake device.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable
 
 from keydnn.domain.errors import NativeLibraryError
 
@@ -17,6 +25,7 @@ from . import _cudart
 
 SMALL_LIMIT = 1 << 20
 SMALL_ROUND = 512
+SMALL_SEGMENT = 2 << 20
 LARGE_ROUND = 2 << 20
 
 
@@ -27,23 +36,93 @@ def size_class(nbytes: int) -> int:
     return (nbytes + LARGE_ROUND - 1) // LARGE_ROUND * LARGE_ROUND
 
 
+class Block:
+    """A piece of one cudaMalloc segment; ``prev``/``next`` are its neighbours in that segment (None at the
+    segment's ends), so a wholly free segment is one free block with neither."""
+
+    __slots__ = ("ptr", "size", "pool", "prev", "next", "free")
+
+    def __init__(self, ptr: int, size: int, pool: _Pool, prev: Block | None = None,
+                 nxt: Block | None = None) -> None:
+        self.ptr, self.size, self.pool, self.prev, self.next, self.free = ptr, size, pool, prev, nxt, False
+
+
+class _Pool:
+    """The free blocks of one pool: size -> blocks, and a sorted index of sizes for the best-fit search. The
+    index is pruned lazily (a search drops the empty sizes it passes), so the exact-size path that a steady
+    loop takes never touches it."""
+
+    __slots__ = ("free", "sizes", "indexed")
+
+    def __init__(self) -> None:
+        self.free: dict[int, list[Block]] = {}
+        self.sizes: list[int] = []  # sorted; a superset of the sizes with free blocks
+        self.indexed: set[int] = set()
+
+    def push(self, b: Block) -> None:
+        b.free = True
+        blocks = self.free.get(b.size)
+        if blocks is None:
+            blocks = self.free[b.size] = []
+        blocks.append(b)
+        if len(blocks) == 1 and b.size not in self.indexed:
+            insort(self.sizes, b.size)
+            self.indexed.add(b.size)
+
+    def pop_fit(self, size: int) -> Block | None:
+        """The smallest free block of at least ``size`` (most recently freed among equals), or None."""
+        sizes, i = self.sizes, bisect_left(self.sizes, size)
+        while i < len(sizes):
+            blocks = self.free[sizes[i]]
+            if blocks:
+                return blocks.pop()
+            self.indexed.discard(sizes.pop(i))
+        return None
+
+    def drain(self) -> list[Block]:
+        """Every free block, the pool left empty (lists kept: the class cache refers to them)."""
+        out = [b for blocks in self.free.values() for b in blocks]
+        for blocks in self.free.values():
+            blocks.clear()
+        self.sizes.clear()
+        self.indexed.clear()
+        return out
+
+    def cached_bytes(self) -> int:
+        return sum(size * len(blocks) for size, blocks in self.free.items())
+
+
+def _cuda_malloc(device: int) -> Callable[[int], int]:
+    def malloc(size: int) -> int:
+        _cudart.set_device(device)
+        return _cudart.malloc(size)
+    return malloc
+
+
+def _cuda_free(device: int) -> Callable[[int], None]:
+    def free(ptr: int) -> None:
+        _cudart.set_device(device)
+        _cudart.free(ptr)
+    return free
+
+
 class DeviceAllocator:
-    """The cache and statistics of one device."""
+    """The cache and statistics of one device. ``malloc(size)`` returns an address or minus a cudaError
+    status (``_cudart.malloc``'s convention); ``free(ptr)`` frees a segment."""
 
-    __slots__ = ("device", "free_blocks", "_classes", "allocated_bytes", "reserved_bytes",
-                 "peak_allocated_bytes", "num_cuda_malloc", "num_cuda_free", "cache_hits")
-
-    def __init__(self, device: int) -> None:
+    def __init__(self, device: int, malloc: Callable[[int], int] | None = None,
+                 free: Callable[[int], None] | None = None) -> None:
         self.device = device
-        self.free_blocks: dict[int, list[int]] = {}  # block size -> cached block addresses
-        # request size -> (block size, that size's free list): a loop asks for the same few sizes
-        self._classes: dict[int, tuple[int, list[int]]] = {}
-        self.allocated_bytes = 0
-        self.reserved_bytes = 0
-        self.peak_allocated_bytes = 0
-        self.num_cuda_malloc = 0
-        self.num_cuda_free = 0
-        self.cache_hits = 0
+        self._malloc = malloc or _cuda_malloc(device)
+        self._free = free or _cuda_free(device)
+        self.small, self.large = _Pool(), _Pool()
+        self._active: dict[int, Block] = {}  # address -> block handed out
+        # request size -> (block size, its free list, its pool): a loop asks for the same few sizes
+        self._classes: dict[int, tuple[int, list[Block], _Pool]] = {}
+        self.allocated_bytes = self.reserved_bytes = 0
+        self.peak_allocated_bytes = self.peak_reserved_bytes = 0
+        self.num_cuda_malloc = self.num_cuda_free = self.cache_hits = 0
+        self.num_splits = self.num_merges = self.num_oom_retries = 0
 
     def take(self, nbytes: int) -> tuple[int, int]:
         """(device address, block size) of a block of at least ``nbytes``; (0, 0) for nothing."""
@@ -52,70 +131,123 @@ class DeviceAllocator:
             if nbytes <= 0:
                 return 0, 0
             size = size_class(nbytes)
-            entry = (size, self.free_blocks.setdefault(size, []))
+            pool = self.small if size <= SMALL_LIMIT else self.large
+            blocks = pool.free.get(size)
+            if blocks is None:
+                blocks = pool.free[size] = []
+            entry = (size, blocks, pool)
             if len(self._classes) < 4096:
                 self._classes[nbytes] = entry
-        size, blocks = entry
+        size, blocks, pool = entry
         if blocks:
-            ptr = blocks.pop()
+            b = blocks.pop()
             self.cache_hits += 1
         else:
-            ptr = self._cuda_malloc(size)
-        allocated = self.allocated_bytes = self.allocated_bytes + size
+            b = self._take_slow(size, pool)
+        b.free = False
+        self._active[b.ptr] = b
+        allocated = self.allocated_bytes = self.allocated_bytes + b.size
         if allocated > self.peak_allocated_bytes:
             self.peak_allocated_bytes = allocated
-        return ptr, size
+        return b.ptr, b.size
 
     def release(self, ptr: int, size: int) -> None:
         """Return a block from ``take`` to the cache (no device call: later work is ordered after it)."""
+        b = self._active.pop(ptr)
+        size = b.size
         self.allocated_bytes -= size
-        self.free_blocks[size].append(ptr)  # take() made the list for this size
+        b.free = True
+        pool = b.pool
+        blocks = pool.free.get(size)
+        if blocks is not None and (blocks or size in pool.indexed):  # inlined push: the size is indexed
+            blocks.append(b)
+        else:
+            pool.push(b)
 
-    def _cuda_malloc(self, size: int) -> int:
-        _cudart.set_device(self.device)
-        ptr = _cudart.malloc(size)
+    def _take_slow(self, size: int, pool: _Pool) -> Block:
+        b = pool.pop_fit(size)
+        if b is None:
+            self._merge(pool)
+            b = pool.pop_fit(size)
+        if b is None:
+            b = self._new_segment(SMALL_SEGMENT if pool is self.small else size, pool)
+        else:
+            self.cache_hits += 1
+        if b.size > size:  # split: the rest stays cached in the same pool
+            rest = Block(b.ptr + size, b.size - size, pool, b, b.next)
+            if b.next is not None:
+                b.next.prev = rest
+            b.next, b.size = rest, size
+            pool.push(rest)
+            self.num_splits += 1
+        return b
+
+    def _merge(self, pool: _Pool) -> None:
+        """Merge every run of free neighbours within a segment into one block."""
+        free = pool.drain()
+        for b in free:
+            if b.prev is not None and b.prev.free:
+                continue  # not the start of its run: merged into the run's first block below
+            while b.next is not None and b.next.free:
+                n = b.next
+                b.size += n.size
+                b.next = n.next
+                if n.next is not None:
+                    n.next.prev = b
+                self.num_merges += 1
+            pool.push(b)
+
+    def _new_segment(self, size: int, pool: _Pool) -> Block:
+        ptr = self._malloc(size)
         if ptr < 0 and -ptr == _cudart.ERROR_MEMORY_ALLOCATION:
-            self.empty_cache()  # the cache may hold enough memory in blocks of other sizes
-            _cudart.set_device(self.device)
-            ptr = _cudart.malloc(size)
+            self.num_oom_retries += 1
+            self.empty_cache()  # the cache may hold enough memory in segments nobody uses
+            ptr = self._malloc(size)
         if ptr < 0:
             raise NativeLibraryError(
                 _cudart.LIBRARY,
                 "cudaMalloc",
                 f"{_cudart.error_string(-ptr)} allocating {size} bytes on cuda:{self.device} "
-                f"(allocated {self.allocated_bytes}, reserved {self.reserved_bytes})",
+                f"(allocated {self.allocated_bytes}, reserved {self.reserved_bytes} after freeing the cache)",
                 -ptr,
             )
         self.num_cuda_malloc += 1
         self.reserved_bytes += size
-        return ptr
+        if self.reserved_bytes > self.peak_reserved_bytes:
+            self.peak_reserved_bytes = self.reserved_bytes
+        return Block(ptr, size, pool)
 
     def empty_cache(self) -> None:
-        """cudaFree every cached (unused) block of this device."""
-        if not any(self.free_blocks.values()):
-            return
-        _cudart.set_device(self.device)
-        for size, ptrs in self.free_blocks.items():  # the lists stay: _classes refers to them
-            while ptrs:
-                _cudart.free(ptrs.pop())
-                self.num_cuda_free += 1
-                self.reserved_bytes -= size
+        """Merge free neighbours, then cudaFree every segment that is wholly free."""
+        for pool in (self.small, self.large):
+            self._merge(pool)
+            for b in pool.drain():
+                if b.prev is None and b.next is None:
+                    self._free(b.ptr)
+                    self.num_cuda_free += 1
+                    self.reserved_bytes -= b.size
+                else:
+                    pool.push(b)
 
     def stats(self) -> dict[str, int]:
-        cached = sum(size * len(ptrs) for size, ptrs in self.free_blocks.items())
         return {
             "allocated_bytes": self.allocated_bytes,
             "reserved_bytes": self.reserved_bytes,
-            "cached_bytes": cached,
+            "cached_bytes": self.small.cached_bytes() + self.large.cached_bytes(),
             "peak_allocated_bytes": self.peak_allocated_bytes,
+            "peak_reserved_bytes": self.peak_reserved_bytes,
             "num_cuda_malloc": self.num_cuda_malloc,
             "num_cuda_free": self.num_cuda_free,
             "num_alloc": self.cache_hits + self.num_cuda_malloc,
             "cache_hits": self.cache_hits,
+            "num_splits": self.num_splits,
+            "num_merges": self.num_merges,
+            "num_oom_retries": self.num_oom_retries,
         }
 
     def reset_peak(self) -> None:
         self.peak_allocated_bytes = self.allocated_bytes
+        self.peak_reserved_bytes = self.reserved_bytes
 
 
 pools: dict[int, DeviceAllocator] = {}  # device index -> its allocator

@@ -5,8 +5,13 @@ indices (int64 arrays, bool masks, lists) are index *metadata*: the flat element
 computed on the host with NumPy itself (so broadcasting, mixed basic/advanced indices and NumPy's rule for
 where the advanced dims land are NumPy's own), then copied to the device, where gather/scatter kernels move
 the data. Trailing dims the index leaves whole stay on the device as contiguous-in-spirit inner blocks, so
-an embedding lookup ships one offset per row, not per element. Index arrays given as CudaArrays (int64 or
-bool masks) are copied to the host first, which synchronises with the device.
+an embedding lookup ships one offset per row, not per element.
+
+One integer CudaArray on one axis with every other axis whole (``w[idx]``, ``x[:, idx]``, ``x[..., idx]``: an
+embedding lookup and its scatter-add backward) never leaves the device: a kernel computes the offsets, and
+an index out of range is recorded there and raised at the next synchronisation (``faults``), like the
+labels of a cross-entropy. Other CudaArray indices (bool masks, whose result size is data; several arrays)
+are copied to the host first, which synchronises with the device.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from keydnn.domain.errors import DTypeError, IndexingError, ShapeError
 
-from . import _cudart, _lib
+from . import _cudart, _lib, faults
 from .creation import from_host_on, to_host
 from .elementwise import add, astype, broadcast_shapes, check, copyto, python_scalar
 from .layout import broadcast_to
@@ -182,25 +187,86 @@ def _fast_basic(a: CudaArray, index: Any) -> CudaArray | None:
     return a.view(tuple(shape) + a.shape[dim:], tuple(strides) + a.strides[dim:], offset)
 
 
+def _device_axis(op: str, a: CudaArray, index: Any) -> tuple[int, CudaArray] | None:
+    """(axis, index) when ``index`` is one integer CudaArray on one axis and every other item is ``:`` or
+    one Ellipsis; None for anything else (the host path)."""
+    items = _as_tuple(index)
+    at = [i for i, item in enumerate(items) if type(item) is CudaArray]
+    if len(at) != 1 or type(a) is not CudaArray or items[at[0]].dtype.kind not in "iu":
+        return None
+    before, after = items[: at[0]], items[at[0] + 1 :]
+    rest = before + after
+    if sum(item is Ellipsis for item in rest) > 1 or not all(
+        item is Ellipsis or (type(item) is slice and item == slice(None)) for item in rest
+    ):
+        return None
+    has_ellipsis = any(item is Ellipsis for item in rest)
+    if len(items) - has_ellipsis > len(a.shape):
+        raise IndexingError(op, f"too many indices ({len(items) - has_ellipsis}) for an array of "
+                                f"{len(a.shape)} dims", a)
+    axis = len(a.shape) - 1 - len(after) if any(item is Ellipsis for item in before) else len(before)
+    idx = items[at[0]]
+    if idx.device != a.device:
+        from keydnn.domain.errors import DeviceMismatchError
+
+        raise DeviceMismatchError(op, f"index on cuda:{idx.device}, array on cuda:{a.device}", a, idx)
+    return axis, idx
+
+
+def _bounds_error(element: int, value: int, op: str, axis: int, size: int, shape: tuple) -> IndexingError:
+    return IndexingError(op, f"index {value} (element {element} of the index array) is out of bounds for "
+                             f"axis {axis} with size {size} in an array of shape {shape}")
+
+
+def _device_offsets(op: str, a: CudaArray, axis: int, idx: CudaArray) -> tuple[CudaArray, tuple, CudaArray]:
+    """Device int64 offsets of each selected row, the selection's outer shape, and the inner-block view."""
+    _cudart.set_device(a.device)
+    idx = contiguous(idx if idx.dtype == np.int64 else astype(idx, np.int64))
+    outer_shape = a.shape[:axis]
+    outer = 1
+    for n in outer_shape:
+        outer *= n
+    offsets = empty((outer * idx.size,), np.dtype(np.int64), a.device)
+    it = _lib.pack_iter(outer_shape, c_strides(outer_shape), a.strides[:axis]) if axis else None
+    fault, ticket = faults.claim(a.device, _bounds_error, (op, axis, a.shape[axis], a.shape))
+    check(_lib.lib.kd_index_offsets(offsets.ptr, idx.ptr, idx.size, a.shape[axis], a.strides[axis], a.offset,
+                                    outer, it, fault, ticket), op)
+    inner = a.view(a.shape[axis + 1 :], a.strides[axis + 1 :], 0)
+    return offsets, outer_shape + idx.shape, inner
+
+
 def getitem(a: CudaArray, index: Any) -> CudaArray:
     if type(a) is CudaArray:
         view = _fast_basic(a, index)
         if view is not None:
             return view
+    on_device = _device_axis("getitem", a, index)
+    if on_device is not None:
+        dev_offsets, outer_shape, inner = _device_offsets("getitem", a, *on_device)
+        return _gather(a, dev_offsets, outer_shape, inner)
     basic, items = _prepare("getitem", a, index)
     if basic:
         return _basic_view("getitem", a, items)
     offsets, outer_shape, inner = _offsets("getitem", a, items)
+    return _gather(a, offsets, outer_shape, inner)
+
+
+def _rows(outer_shape: tuple) -> int:
+    rows = 1
+    for n in outer_shape:
+        rows *= n
+    return rows
+
+
+def _gather(a: CudaArray, offsets: Any, outer_shape: tuple, inner: CudaArray) -> CudaArray:
+    """Rows of ``inner`` at ``offsets`` (host int64 offsets, copied over, or a device array of them)."""
     out = empty(outer_shape + inner.shape, a.dtype, a.device)
     if out.size:
-        dev_offsets = from_host_on(offsets.reshape(-1), a.device)
+        if type(offsets) is not CudaArray:
+            offsets = from_host_on(offsets.reshape(-1), a.device)
         it = _lib.pack_iter(inner.shape, c_strides(inner.shape), inner.strides)
-        check(
-            _lib.lib.kd_gather(
-                DTYPE_CODES[a.dtype], out.ptr, a.buffer.ptr, dev_offsets.ptr, offsets.size, it
-            ),
-            "getitem",
-        )
+        check(_lib.lib.kd_gather(DTYPE_CODES[a.dtype], out.ptr, a.buffer.ptr, offsets.ptr, _rows(outer_shape),
+                                 it), "getitem")
     return out
 
 
@@ -227,22 +293,39 @@ def _values_for(op: str, values: Any, shape: tuple[int, ...], dtype: np.dtype, d
 
 def _scatter(op: str, a: CudaArray, items: list, values: Any, accumulate: bool) -> None:
     offsets, outer_shape, inner = _offsets(op, a, items)
-    shape = outer_shape + inner.shape
-    vals = _values_for(op, values, shape, a.dtype, a.device)
+    _scatter_rows(op, a, offsets, outer_shape, inner, values, accumulate)
+
+
+def _scatter_rows(op: str, a: CudaArray, offsets: Any, outer_shape: tuple, inner: CudaArray, values: Any,
+                  accumulate: bool) -> None:
+    vals = _values_for(op, values, outer_shape + inner.shape, a.dtype, a.device)
     if vals.size == 0:
         return
-    dev_offsets = from_host_on(offsets.reshape(-1), a.device)
+    if type(offsets) is not CudaArray:
+        offsets = from_host_on(offsets.reshape(-1), a.device)
     it = _lib.pack_iter(inner.shape, c_strides(inner.shape), inner.strides)
     check(
         _lib.lib.kd_scatter(
-            DTYPE_CODES[a.dtype], a.buffer.ptr, dev_offsets.ptr, vals.ptr, offsets.size, it, int(accumulate)
+            DTYPE_CODES[a.dtype], a.buffer.ptr, offsets.ptr, vals.ptr, _rows(outer_shape), it, int(accumulate)
         ),
         op,
     )
 
 
+def _scatter_on_device(op: str, a: CudaArray, index: Any, values: Any, accumulate: bool) -> bool:
+    """Scatter through device-computed offsets when the index allows it; False to take the host path."""
+    on_device = _device_axis(op, a, index)
+    if on_device is None:
+        return False
+    offsets, outer_shape, inner = _device_offsets(op, a, *on_device)
+    _scatter_rows(op, a, offsets, outer_shape, inner, values, accumulate)
+    return True
+
+
 def setitem(a: CudaArray, index: Any, values: Any) -> None:
     """a[index] = values. With repeated advanced indices one of the writes wins, as in NumPy."""
+    if _scatter_on_device("setitem", a, index, values, accumulate=False):
+        return
     basic, items = _prepare("setitem", a, index)
     if basic:
         view = _basic_view("setitem", a, items)
@@ -263,6 +346,8 @@ def index_add(shape: Any, dtype: Any, index: Any, values: Any) -> CudaArray:
     _cudart.set_device(values.device)
     out = empty(tuple(int(n) for n in shape), dt, values.device)
     copyto(out, 0)
+    if _scatter_on_device("index_add", out, index, values, accumulate=True):
+        return out
     basic, items = _prepare("index_add", out, index)
     if basic:
         view = _basic_view("index_add", out, items)

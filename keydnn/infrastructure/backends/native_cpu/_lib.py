@@ -14,6 +14,7 @@ import numpy as np
 
 from keydnn.domain.errors import NativeLibraryError
 from keydnn.infrastructure.backends import _libcheck
+from keydnn.infrastructure.backends.native_cpu import _openblas_lib
 
 LIBRARY = "libkeydnn_cpu"
 _FILE = "libkeydnn_cpu.so"
@@ -55,6 +56,9 @@ _TYPED: dict[str, list[Any]] = {
 _UNTYPED: dict[str, tuple[Any, list[Any]]] = {
     "keydnn_cpu_status_string": (ctypes.c_char_p, [ctypes.c_int]),
     "keydnn_cpu_max_threads": (ctypes.c_int, []),
+    "keydnn_cpu_blas_calls": (ctypes.c_uint64, []),
+    "keydnn_cpu_blas_threads": (None, [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t,
+                                       ctypes.c_void_p, ctypes.c_int]),
 }
 SUFFIX = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
 
@@ -71,10 +75,14 @@ def library_dir() -> Path:
 
 
 def _open_with_passive_openmp(path: Path) -> Any:
-    """dlopen the library with OMP_WAIT_POLICY=PASSIVE seen by its OpenMP runtime's constructor, then restore
-    the variable. Spinning OpenMP workers fight NumPy's BLAS threads for the cores between kernels (a LeNet
-    step measured 8x slower on 2 cores); sleeping workers cost only a wake-up per millisecond-scale kernel.
-    A user's own OMP_WAIT_POLICY wins."""
+    """dlopen the library; when NumPy's BLAS keeps a thread pool of its own (an OpenBLAS without the threads
+    callback, MKL, ``KEYDNN_BLAS_THREADS=openblas``), with OMP_WAIT_POLICY=PASSIVE seen by the OpenMP
+    runtime's constructor, then restore the variable: two pools spinning fight for the cores between kernels
+    (a LeNet step measured 8x slower on 2 cores). With one pool (the usual case, see _openblas_lib) libgomp
+    keeps its default short spin, the policy PyTorch gets alone: a passive runtime loaded first would serve
+    PyTorch too, and slow its many small parallel regions. A user's own OMP_WAIT_POLICY wins."""
+    if _openblas_lib.will_serve():
+        return ctypes.CDLL(str(path))
     previous = os.environ.get("OMP_WAIT_POLICY")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
@@ -108,6 +116,7 @@ def load() -> Any:
     except (OSError, AttributeError) as exc:
         raise NativeLibraryError(LIBRARY, "load", f"{path}: {exc}") from exc
     _Loaded.lib, _Loaded.path = lib, path
+    _openblas_lib.install(lib.keydnn_cpu_blas_threads)  # one thread pool for NumPy's BLAS and these kernels
     return lib
 
 
@@ -148,4 +157,5 @@ def info() -> dict[str, Any]:
     build = json.loads(build_path.read_text()).get("cpu", {}) if build_path.exists() else {}
     return {"library": LIBRARY, "path": str(_Loaded.path), "compiler": build.get("compiler", "unknown"),
             "flags": build.get("flags", []), "openmp": build.get("openmp", False),
-            "omp_max_threads": int(lib.keydnn_cpu_max_threads())}
+            "omp_max_threads": int(lib.keydnn_cpu_max_threads()),
+            "blas_on_openmp_team": _openblas_lib.blas_threads()}
