@@ -99,12 +99,12 @@ def _canary_conf(tmp: Path) -> Path:
 
 
 def _flagged(compare_output: str) -> set[str]:
-    """Benchmark rows asv compare marks as changed (+ slower, - faster, x failed, ! became failing)."""
+    """Rows asv compare marks as changed (+ slower, - faster, x failed, ! became failing), as "mark name"."""
     rows = set()
     for line in compare_output.splitlines():
-        m = re.match(r"^\s*([+\-x!])\s+.*?\s(\S+\(.*\)|\S+)\s*$", line)
-        if m and "." in m.group(2):
-            rows.add(f"{m.group(1)} {m.group(2)}")
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 5 and cells[0] in ("+", "-", "x", "!"):
+            rows.add(f"{cells[0]} {cells[-1]}")
     return rows
 
 
@@ -116,7 +116,7 @@ def canary(argv: list[str]) -> None:
     ap.add_argument("--kernel", default="conv2d_forward")
     ap.add_argument("--factor", type=float, default=1.25)
     ap.add_argument("--threshold", type=float, default=1.1, help="asv compare --factor")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--passes", type=int, default=3, help="interleaved passes (plain, slowed, plain) x N")
     args = ap.parse_args(argv)
     tmp = HERE / ".asv" / "canary"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -125,10 +125,13 @@ def canary(argv: list[str]) -> None:
     write_machine("canary")
     plain, slow, null = git("rev-list", "-3", "HEAD").split()
     base_env = {"ASV_PYTHONPATH": str(ROOT), "KEYDNN_BENCH_SLOWDOWN": ""}
-    for label, env in ((plain, base_env), (slow, {**base_env, "KEYDNN_BENCH_SLOWDOWN": f"{args.kernel}:{args.factor}"}),
-                       (null, base_env)):
-        asv("run", "--config", str(conf), "-E", f"existing:{python()}", "--set-commit-hash", label,
-            "--machine", "canary", "-a", f"rounds={args.rounds}", *_selection(), env=env)
+    slowed_env = {**base_env, "KEYDNN_BENCH_SLOWDOWN": f"{args.kernel}:{args.factor}"}
+    # Interleaved passes with appended samples: a neighbour's load or a frequency change during the run
+    # lands on all three sides alike instead of on whichever side happened to run then.
+    for _ in range(args.passes):
+        for label, env in ((plain, base_env), (slow, slowed_env), (null, base_env)):
+            asv("run", "--config", str(conf), "-E", f"existing:{python()}", "--set-commit-hash", label,
+                "--machine", "canary", "--append-samples", *_selection(), env=env)
     verdicts = []
     for name, head, expect in (("slowed", slow, True), ("null", null, False)):
         out = asv("compare", "--config", str(conf), "--machine", "canary", "--split", "--factor",
