@@ -89,3 +89,28 @@ def docker_cpu(session: nox.Session) -> None:
 def docker_cuda(session: nox.Session) -> None:
     """Build keydnn:<version>-cuda13 (nvcc from PyPI wheels) and load its libraries; its tests need a GPU."""
     session.run("python", "docker/build.py", "cuda", "--test", *session.posargs)
+# ---- asv: regression benchmarks, the planted-regression canary, the offline dashboard (asv_bench/tasks.py) ----
+def _asv(session: nox.Session) -> None:
+    session.install("asv==0.6.6", "numpy")
+    session.run("python", "native/build.py", "--cpu-only")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """asv CPU results of the committed HEAD into asv_bench/results/<machine>/ (posargs: --machine NAME, asv args)."""
+    _asv(session)
+    session.run("python", "asv_bench/tasks.py", "bench", *session.posargs)
+
+
+@nox.session
+def bench_canary(session: nox.Session) -> None:
+    """KEYDNN_BENCH_SLOWDOWN=conv2d_forward:1.25: asv must flag exactly that benchmark, and nothing in a null run."""
+    _asv(session)
+    session.run("python", "asv_bench/tasks.py", "canary", *session.posargs)
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """asv publish over every machine's committed results, made to work offline (vendored JavaScript)."""
+    session.install("asv==0.6.6")
+    session.run("python", "asv_bench/tasks.py", "dashboard", *session.posargs)

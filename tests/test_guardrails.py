@@ -14,7 +14,7 @@ BINDING_MODULE = re.compile(r"_(lib|cudart|cublas|cudnn|nccl)\.py$")
 
 def _sources(*dirs: Path, pattern: str = "*.py"):
     for d in dirs:
-        yield from (p for p in d.rglob(pattern) if ".nox" not in p.parts)
+        yield from (p for p in d.rglob(pattern) if ".nox" not in p.parts and ".asv" not in p.parts)
 
 
 def test_no_source_file_over_500_lines():

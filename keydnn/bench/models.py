@@ -1,4 +1,4 @@
-"""Two more model steps built alike for KeyDNN and PyTorch: the seed README's CNN (Conv2d(1, 8, 3, pad 1),
+"""Model steps built alike for KeyDNN and PyTorch: the seed README's CNN (Conv2d(1, 8, 3, pad 1),
 ReLU, MaxPool 2, Flatten, Linear(8*14*14, 10)) trained with SGD on 1x28x28 inputs, and an LSTM layer's forward
 + backward over time-major input. The MLP and LeNet steps are in ``workloads``."""
 
@@ -83,3 +83,34 @@ def torch_lstm_step(device: str = "cpu") -> Step:
         layer.zero_grad(set_to_none=True)
         layer(x)[0].sum().backward()
     return step
+
+
+SEED_CONV = {"batch": 8, "in_channels": 64, "out_channels": 128, "size": 112, "kernel": 3}
+
+
+def seed_conv_forward(device: str = "cpu", dtype: str = "float32") -> Step:
+    """The seed's Conv2d benchmark: 8x64x112x112 -> 128 channels, 3x3, stride 1, padding 1, bias, forward."""
+    from keydnn import Tensor, no_grad
+    from keydnn.infrastructure.ops import conv
+
+    c = SEED_CONV
+    rng = np.random.default_rng(0)
+    x = Tensor.from_numpy(rng.standard_normal((c["batch"], c["in_channels"], c["size"], c["size"])).astype(dtype),
+                          device=device)
+    w = Tensor.from_numpy(rng.standard_normal((c["out_channels"], c["in_channels"], c["kernel"], c["kernel"]))
+                          .astype(dtype) * 0.05, device=device)
+    b = Tensor.from_numpy(np.zeros(c["out_channels"], dtype), device=device)
+
+    def step():
+        with no_grad():
+            return conv.conv2d(x, w, b, padding=1)
+    return step
+
+
+def tiny_add(device: str = "cpu") -> Step:
+    """``a + b`` on one-element tensors: the per-op cost of KeyDNN's Python path (checks, dispatch, graph)."""
+    from keydnn import Tensor
+
+    a = Tensor.from_numpy(np.ones(1, np.float32), device=device, requires_grad=True)
+    b = Tensor.from_numpy(np.ones(1, np.float32), device=device)
+    return lambda: a + b

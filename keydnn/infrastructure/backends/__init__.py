@@ -2,7 +2,8 @@
 
 ``kernels_for(device)`` is the only place that looks at a device type. The CPU table is chosen by
 ``KEYDNN_CPU_BACKEND`` (``native``, the default when the library loads, or ``numpy``) and can be forced for
-a block with ``use_cpu_backend("numpy")``.
+a block with ``use_cpu_backend("numpy")``. ``KEYDNN_BENCH_SLOWDOWN=<kernel>:<factor>`` (the benchmark canary,
+read once here) slows one kernel in every table as it is built.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from keydnn.domain.errors import DeviceNotSupportedError, KeyDNNError
+from keydnn.infrastructure.backends import slowdown
+
+_SLOWDOWN = slowdown.parse(os.environ.get(slowdown.ENV))
 
 CPU_BACKENDS = ("native", "numpy")
 
@@ -31,7 +35,7 @@ class _Tables:
 def numpy_table() -> Any:
     if _Tables.numpy is None:
         from keydnn.infrastructure.backends import numpy as np_backend
-        _Tables.numpy = np_backend.table()
+        _Tables.numpy = slowdown.apply(np_backend.table(), _SLOWDOWN)
     return _Tables.numpy
 
 
@@ -48,7 +52,7 @@ def native_table() -> Any | None:
         merged.update(overrides)
         merged["name"] = "native"
         merged["native_kernels"] = tuple(sorted(overrides))
-        _Tables.native = SimpleNamespace(**merged)
+        _Tables.native = slowdown.apply(SimpleNamespace(**merged), _SLOWDOWN)
     return _Tables.native
 
 
@@ -111,7 +115,7 @@ def cuda_table(index: int) -> Any:
         if index >= cuda.device_count():
             raise DeviceNotSupportedError(_public_call(), f"cuda:{index}",
                                           f"this machine has {cuda.device_count()} CUDA device(s)")
-        table = _Tables.cuda[index] = cuda.table(index)
+        table = _Tables.cuda[index] = slowdown.apply(cuda.table(index), _SLOWDOWN)
     return table
 
 

@@ -195,6 +195,10 @@ register(
             ),
             ErrorSample(Sample((np.ones((1, 3, 3, 3)), np.ones((2, 2, 3, 3)))), ShapeError, "channels"),
         ],
+        bench=lambda dt, rng: Sample(
+            (rng.standard_normal((8, 32, 32, 32)), rng.standard_normal((32, 16, 3, 3)), rng.standard_normal(16)),
+            {"stride": 2, "padding": 1, "output_padding": 1},
+        ),
     )
 )
 
@@ -257,6 +261,7 @@ register(
         lambda dt, rng: [Sample((rand(rng, 2, 3, 5, 4),)), Sample((rand(rng, 1, 2, 1, 1),), label="1x1")],
         torch_fn=lambda x: _f().adaptive_avg_pool2d(x, 1),
         errors=lambda: [ErrorSample(Sample((np.ones((2, 3)),)), ShapeError, "4-D")],
+        bench=lambda dt, rng: Sample((rng.standard_normal((32, 64, 28, 28)),)),
     )
 )
 
@@ -310,5 +315,6 @@ register(
                 Sample((np.ones((2, 3)), (4,), np.ones(4), np.ones(4))), ShapeError, "normalized_shape"
             )
         ],
+        bench=lambda dt, rng: Sample((rng.standard_normal((256, 1024)), (1024,), np.ones(1024), np.zeros(1024))),
     )
 )

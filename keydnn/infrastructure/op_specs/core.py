@@ -64,10 +64,10 @@ register(OpSpec("pow", "elementwise", ew.pow, np.power,
                 torch_fn=lambda a, b: a ** b, bench=_bench_binary, cost=_ew_cost))
 
 register(OpSpec("rsub_scalar", "elementwise", lambda a: 1.5 - a, lambda a: 1.5 - a, unary_samples(),
-                torch_fn=lambda a: 1.5 - a, cost=_ew_cost))
+                torch_fn=lambda a: 1.5 - a, bench=_bench_unary, cost=_ew_cost))
 register(OpSpec("rdiv_scalar", "elementwise", lambda a: 2.0 / a, lambda a: 2.0 / a,
                 lambda dt, rng: [Sample((away_from_zero(rng, 3, 4),))], torch_fn=lambda a: 2.0 / a,
-                cost=_ew_cost))
+                bench=_bench_unary, cost=_ew_cost))
 register(OpSpec("mul_scalar", "elementwise", lambda a: a * 0.5, lambda a: a * 0.5, unary_samples(),
                 torch_fn=lambda a: a * 0.5, bench=_bench_unary, cost=_ew_cost))
 
@@ -84,19 +84,20 @@ for _name, _fn, _ref, _tname, (_lo, _hi) in _UNARY:
 
 register(OpSpec("leaky_relu", "elementwise", lambda a: ew.leaky_relu(a, 0.1),
                 lambda a: np.where(a > 0, a, 0.1 * a), unary_samples(),
-                torch_fn=lambda a: _torch("nn").functional.leaky_relu(a, 0.1), cost=_ew_cost))
+                torch_fn=lambda a: _torch("nn").functional.leaky_relu(a, 0.1), bench=_bench_unary, cost=_ew_cost))
 register(OpSpec("clip", "elementwise", lambda a: ew.clip(a, -0.5, 1.0), lambda a: np.clip(a, -0.5, 1.0),
-                unary_samples(), torch_fn=lambda a: a.clamp(-0.5, 1.0), cost=_ew_cost))
+                unary_samples(), torch_fn=lambda a: a.clamp(-0.5, 1.0), bench=_bench_unary, cost=_ew_cost))
 register(OpSpec("where", "elementwise", lambda c, a, b: ew.where(c, a, b), np.where,
                 lambda dt, rng: [Sample((rng.random((3, 4)) > 0.5, rand(rng, 3, 4), rand(rng, 4)))],
-                torch_fn=lambda c, a, b: _torch("where")(c, a, b), cost=_ew_cost))
+                torch_fn=lambda c, a, b: _torch("where")(c, a, b), cost=_ew_cost,
+                bench=lambda dt, rng: Sample((rng.random((1024, 1024)) > 0.5, *_bench_binary(dt, rng).args))))
 for _name, _fn, _ref in (("gt", ew.gt, np.greater), ("ge", ew.ge, np.greater_equal), ("lt", ew.lt, np.less),
                          ("le", ew.le, np.less_equal), ("eq", ew.eq, np.equal), ("ne", ew.ne, np.not_equal)):
     register(OpSpec(_name, "compare", _fn, _ref,
                     lambda dt, rng: [Sample((np.round(rand(rng, 3, 4)), np.round(rand(rng, 4))))],
-                    differentiable=False, cost=_ew_cost))
+                    differentiable=False, bench=_bench_binary, cost=_ew_cost))
 register(OpSpec("astype_f64", "elementwise", lambda a: a.astype("float64"), lambda a: a, unary_samples(),
-                dtypes=("float32",), torch_fn=lambda a: a.double()))
+                dtypes=("float32",), torch_fn=lambda a: a.double(), bench=_bench_unary, cost=_ew_cost))
 
 
 # ---- reductions ------------------------------------------------------------------------------------------
@@ -135,33 +136,38 @@ for _name, _fn, _ref in (("sum", rd.sum, np.sum), ("mean", rd.mean, np.mean), ("
                     bench=lambda dt, rng: Sample((rng.random((1024, 1024)),), {"axis": 1})))
 register(OpSpec("argmax", "reduce", lambda a, axis=None: rd.argmax(a, axis), lambda a, axis=None: np.argmax(a, axis),
                 lambda dt, rng: [Sample((rand(rng, 3, 5),), {"axis": 1}), Sample((rand(rng, 4),))],
-                differentiable=False))
+                differentiable=False, bench=lambda dt, rng: Sample((rng.random((1024, 1024)),), {"axis": 1})))
 
 # ---- layout ------------------------------------------------------------------------------------------------
 register(OpSpec("reshape", "shape", lambda a: sh.reshape(a, (4, -1)), lambda a: a.reshape(4, -1),
                 lambda dt, rng: [Sample((rand(rng, 2, 3, 4),)), Sample((rand(rng, 4, 6).T,), label="transposed")],
-                torch_fn=lambda a: a.reshape(4, -1),
+                torch_fn=lambda a: a.reshape(4, -1), bench=lambda dt, rng: Sample((rng.random((1024, 1024)),)),
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)),)), ShapeError, "reshape")]))
 register(OpSpec("permute", "shape", lambda a: sh.permute(a, (2, 0, 1)), lambda a: a.transpose(2, 0, 1),
-                lambda dt, rng: [Sample((rand(rng, 2, 3, 4),))], torch_fn=lambda a: a.permute(2, 0, 1)))
+                lambda dt, rng: [Sample((rand(rng, 2, 3, 4),))], torch_fn=lambda a: a.permute(2, 0, 1),
+                bench=lambda dt, rng: Sample((rng.random((64, 128, 128)),))))
 register(OpSpec("transpose", "shape", lambda a: a.T, lambda a: a.T, lambda dt, rng: [Sample((rand(rng, 3, 4),))],
-                torch_fn=lambda a: a.T))
+                torch_fn=lambda a: a.T, bench=lambda dt, rng: Sample((rng.random((1024, 1024)),))))
 register(OpSpec("squeeze_unsqueeze", "shape", lambda a: sh.unsqueeze(sh.squeeze(a, 1), 0),
                 lambda a: a.squeeze(1)[None], lambda dt, rng: [Sample((rand(rng, 3, 1, 4),))],
-                torch_fn=lambda a: a.squeeze(1).unsqueeze(0)))
+                torch_fn=lambda a: a.squeeze(1).unsqueeze(0),
+                bench=lambda dt, rng: Sample((rng.random((1024, 1, 1024)),))))
 register(OpSpec("flatten", "shape", lambda a: sh.flatten(a, 1), lambda a: a.reshape(a.shape[0], -1),
-                lambda dt, rng: [Sample((rand(rng, 2, 3, 4),))], torch_fn=lambda a: a.flatten(1)))
+                lambda dt, rng: [Sample((rand(rng, 2, 3, 4),))], torch_fn=lambda a: a.flatten(1),
+                bench=lambda dt, rng: Sample((rng.random((64, 128, 128)),))))
 register(OpSpec("broadcast_to", "shape", lambda a: sh.broadcast_to(a, (2, 3, 4)),
                 lambda a: np.broadcast_to(a, (2, 3, 4)), lambda dt, rng: [Sample((rand(rng, 3, 1),))],
                 torch_fn=lambda a: a.expand(2, 3, 4),
+                bench=lambda dt, rng: Sample((rng.random((3, 1)),)),  # the op broadcasts to a fixed (2, 3, 4)
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)),)), ShapeError, "broadcast")]))
 register(OpSpec("concat", "shape", lambda a, b: sh.concat([a, b], axis=1), lambda a, b: np.concatenate([a, b], 1),
                 lambda dt, rng: [Sample((rand(rng, 2, 3), rand(rng, 2, 5)))],
                 torch_fn=lambda a, b: _torch("cat")([a, b], 1),
+                bench=lambda dt, rng: Sample((rng.random((1024, 512)), rng.random((1024, 512)))),
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)), np.ones((3, 3)))), ShapeError, "concat")]))
 register(OpSpec("stack", "shape", lambda a, b: sh.stack([a, b], axis=1), lambda a, b: np.stack([a, b], 1),
                 lambda dt, rng: [Sample((rand(rng, 2, 3), rand(rng, 2, 3)))],
-                torch_fn=lambda a, b: _torch("stack")([a, b], 1),
+                torch_fn=lambda a, b: _torch("stack")([a, b], 1), bench=_bench_binary,
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)), np.ones((3, 3)))), ShapeError, "stack")]))
 
 # ---- indexing -------------------------------------------------------------------------------------------------
@@ -177,7 +183,8 @@ def _index_samples(dtype, rng):
 
 
 register(OpSpec("getitem", "index", lambda a, index: a[index], lambda a, index: a[index], _index_samples,
-                torch_fn=None,
+                torch_fn=None, bench=lambda dt, rng: Sample((rng.random((1024, 1024)),),
+                                                            {"index": (slice(1, None), slice(None, None, 2))}),
                 errors=lambda: [ErrorSample(Sample((np.ones((2, 3)),), {"index": (5,)}), IndexingError, "getitem"),
                                 ErrorSample(Sample((np.ones((2, 3)),), {"index": (1.5,)}), IndexingError,
                                             "unsupported")]))

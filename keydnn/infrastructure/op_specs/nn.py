@@ -26,7 +26,8 @@ register(OpSpec("softmax", "activation", lambda a, axis=-1: act.softmax(a, axis)
                 bench=lambda dt, rng: Sample((rng.random((256, 1000)),), {"axis": -1})))
 register(OpSpec("log_softmax", "activation", lambda a, axis=-1: act.log_softmax(a, axis),
                 lambda a, axis=-1: np.log(_softmax_ref(a, axis)), _axis_samples,
-                torch_fn=lambda a, axis=-1: a.log_softmax(axis)))
+                torch_fn=lambda a, axis=-1: a.log_softmax(axis),
+                bench=lambda dt, rng: Sample((rng.random((256, 1000)),), {"axis": -1})))
 
 
 def _xent_ref(logits, labels):
