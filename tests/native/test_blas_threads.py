@@ -46,11 +46,19 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 @served
 def test_threaded_matmul_runs_on_the_openmp_team_with_the_same_result():
-    before = _lib.load().keydnn_cpu_blas_calls()
-    got, want = _threaded_matmul()
-    assert _lib.load().keydnn_cpu_blas_calls() > before
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-    assert all(n >= 1 for n in _lib.info()["blas_on_openmp_team"].values())
+    # In a child with two BLAS threads: the test session itself runs with OPENBLAS_NUM_THREADS=1 (no BLAS jobs).
+    code = (
+        "import numpy as np\n"
+        "from keydnn.infrastructure.backends.native_cpu import _lib\n"
+        "lib = _lib.load(); before = lib.keydnn_cpu_blas_calls()\n"
+        "rng = np.random.default_rng(0); a, b = rng.standard_normal((384, 384)), rng.standard_normal((384, 384))\n"
+        "got, want = a @ b, np.einsum('ij,jk->ik', a, b)\n"
+        "assert lib.keydnn_cpu_blas_calls() > before, 'BLAS ran no job on the OpenMP team'\n"
+        "np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)\n"
+        "assert all(n >= 1 for n in _lib.info()['blas_on_openmp_team'].values())\n"
+        "print('ok')\n")
+    proc = _python(code, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
 @served
