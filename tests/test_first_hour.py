@@ -120,7 +120,7 @@ def test_reducing_an_empty_axis_names_the_op(op):
 
 @pytest.mark.parametrize("make", [lambda: Tensor.zeros((10**7, 10**7)), lambda: Tensor.randn((10**7, 10**7)),
                                   lambda: Tensor((10**7, 10**7)),
-                                  lambda: Tensor.ones((10**6, 1)) + Tensor.ones((1, 10**7))],
+                                  lambda: Tensor.ones((10**7, 1)) + Tensor.ones((1, 10**7))],
                          ids=["zeros", "randn", "constructor", "add"])
 def test_out_of_memory_is_a_keydnn_error_naming_the_op(make):
     with pytest.raises(OutOfMemoryError) as info:

@@ -259,3 +259,14 @@ def test_errors(kt):
         from keydnn.infrastructure.backends import cuda
 
         cuda.table(cuda.device_count() + 3)
+
+
+@pytest.mark.parametrize("op", ["subtract", "divide", "power"])
+def test_scalar_left_of_a_strided_view(kt, op):
+    """``1.0 - v`` for a column slice ``v``: the kernel reads the array as its right operand, whose strides
+    were once left unset (every element read the first one); the GRU backward pass found it."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 2.0, (3, 12))
+    view = kt.getitem(kt.from_host(a), (slice(None), slice(4, 8)))
+    got = kt.to_host(getattr(kt, op)(1.5, view))
+    np.testing.assert_allclose(got, getattr(np, op)(1.5, a[:, 4:8]), rtol=1e-12)

@@ -234,7 +234,8 @@ def _binary(name: str, code: int):
                 if arr.device != _cudart.current_device:
                     _cudart.set_device(arr.device)
                 res = new(arr.shape, BOOL if compare else arr.dtype, arr.device)
-                it = None if arr.is_contiguous else _lib.pack_iter(arr.shape, res.strides, arr.strides)
+                # the kernel reads the array as operand 1 (scalar right) or 2 (scalar left): give both its strides
+                it = None if arr.is_contiguous else _lib.pack_iter(arr.shape, res.strides, arr.strides, arr.strides)
                 f, i = _lib.scalar_parts(value)
                 status = _lib.lib.kd_binary_scalar(
                     pack_scalar(code, DTYPE_CODES[arr.dtype], res.ptr, arr.ptr, f, i, left, 0, res.size), it
