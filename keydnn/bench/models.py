@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keydnn.bench.workloads import Step, lenet_data
+from keydnn.bench.workloads import Step, lenet_data, training_step
 
 LSTM_SHAPE = (16, 32, 64, 128)  # T, N, D, hidden
 
@@ -22,13 +22,7 @@ def keydnn_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
     model = model.to(device)
     loss_fn, opt = SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.01)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def torch_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
@@ -41,13 +35,7 @@ def torch_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
                           nn.Linear(8 * 14 * 14, 10)).to(device)
     loss_fn, opt = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def _lstm_input() -> np.ndarray:

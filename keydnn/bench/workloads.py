@@ -11,6 +11,17 @@ import numpy as np
 Step = Callable[[], Any]
 
 
+def training_step(model: Any, loss_fn: Any, opt: Any, x: Any, y: Any) -> Step:
+    """One optimiser step on (x, y): the same four calls in KeyDNN and PyTorch."""
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def mlp_data(batch: int = 64, features: int = 64, classes: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((batch, features)).astype(np.float32), rng.integers(0, classes, batch)
@@ -31,13 +42,7 @@ def keydnn_mlp_step(device: str = "cpu", batch: int = 64) -> Step:
     model = Sequential(Linear(64, 128), ReLU(), Linear(128, 128), ReLU(), Linear(128, 10)).to(device)
     loss_fn, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-3)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def torch_mlp_step(device: str = "cpu", batch: int = 64) -> Step:
@@ -49,13 +54,7 @@ def torch_mlp_step(device: str = "cpu", batch: int = 64) -> Step:
                                 torch.nn.ReLU(), torch.nn.Linear(128, 10)).to(device)
     loss_fn, opt = torch.nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def numpy_mlp_step(batch: int = 64) -> Step:
@@ -106,13 +105,7 @@ def keydnn_lenet_step(device: str = "cpu", batch: int = 64) -> Step:
                        Linear(256, 120), ReLU(), Linear(120, 84), ReLU(), Linear(84, 10)).to(device)
     loss_fn, opt = SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.01)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def torch_lenet_step(device: str = "cpu", batch: int = 64) -> Step:
@@ -126,10 +119,4 @@ def torch_lenet_step(device: str = "cpu", batch: int = 64) -> Step:
                           nn.ReLU(), nn.Linear(84, 10)).to(device)
     loss_fn, opt = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return training_step(model, loss_fn, opt, x, y)
