@@ -119,14 +119,15 @@ def _flip(t, reverse):
 
 
 def _rnn_torch(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
-    out, _ = _torch().rnn_tanh(_flip(x, reverse), h0[None], [w_ih.t(), w_hh.t(), b_ih, b_hh], True, 1, 0.0,
-                               False, False, False)
+    # cuDNN (torch on CUDA) needs contiguous weights: a transposed view fails with "view size is not compatible"
+    params = [w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh]
+    out, _ = _torch().rnn_tanh(_flip(x, reverse), h0[None], params, True, 1, 0.0, False, False, False)
     return _flip(out, reverse)
 
 
 def _lstm_torch(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
-    out, _, c = _torch().lstm(_flip(x, reverse), (h0[None], c0[None]), [w_ih.t(), w_hh.t(), b_ih, b_hh], True,
-                              1, 0.0, False, False, False)
+    params = [w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh]
+    out, _, c = _torch().lstm(_flip(x, reverse), (h0[None], c0[None]), params, True, 1, 0.0, False, False, False)
     return _torch().cat([_flip(out, reverse), c])
 
 
@@ -138,7 +139,7 @@ def _rzn(t):
 
 def _gru_torch(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, reset_after=True):
     assert reset_after, "PyTorch's GRU is the reset_after=True form"
-    params = [_rzn(w_ih.t()), _rzn(w_hh.t()), _rzn(b_ih), _rzn(b_hh)]
+    params = [_rzn(w_ih.t()).contiguous(), _rzn(w_hh.t()).contiguous(), _rzn(b_ih), _rzn(b_hh)]
     out, _ = _torch().gru(_flip(x, reverse), h0[None], params, True, 1, 0.0, False, False, False)
     return _flip(out, reverse)
 
