@@ -9,7 +9,8 @@
 # Leaves OUTDIR/asv_bench/results/h200/ (machine.json + one file per commit) to commit beside results/<cpu>/.
 # The benchmarks are this checkout's asv_bench/benchmarks; each commit is built (CPU + CUDA) in a clone of
 # the bundle and imported from there. Only the cuda rows (and import time) run: the CPU rows are the
-# development machine's.
+# development machine's. KEYDNN_ASV_BENCH (a regex over "benchmark(params)") picks the benchmarks; the default
+# is the families the committed CPU history covers, so the two machines' lines sit on the same graphs.
 set -euo pipefail
 out=${1:?usage: scripts/gpu_asv.sh OUTDIR [COMMIT...]}; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,8 @@ conf.update(version=1, repo=str(work / "repo"), benchmark_dir=str(root / "asv_be
 (work / "asv.conf.json").write_text(json.dumps(conf, indent=2))
 EOF
 
+default='^(bench_conv\.conv2d|bench_elementwise\.(add|exp|mul|relu)|bench_linalg\.(linear|matmul)|bench_loss\.softmax_cross_entropy|bench_norm\.batch_norm|bench_pool\.max_pool2d|bench_reduce\.sum|bench_workloads\.[A-Za-z0-9]+)\..*\(.*'cuda'.*\)$'
+select=${KEYDNN_ASV_BENCH:-$default}
 status=0
 for c in "${commits[@]}"; do
   sha=$(git -C "$work/repo" rev-parse "$c")
@@ -46,7 +49,7 @@ for c in "${commits[@]}"; do
     > "$out/build_${sha:0:8}.log" 2>&1 || { tail -20 "$out/build_${sha:0:8}.log"; status=1; continue; }
   ASV_PYTHONPATH="$work/repo:$work/asvlib" python3 -m asv run --config "$work/asv.conf.json" \
     -E "existing:$py" --set-commit-hash "$sha" --machine h200 --show-stderr \
-    -b "\('cuda'" -b "timeraw_import_keydnn" 2>&1 | tee "$out/asv_${sha:0:8}.log" | grep -E "^\[|failed" | tail -40
+    -b "$select" -b "timeraw_import_keydnn" 2>&1 | tee "$out/asv_${sha:0:8}.log" | grep -E "^\[|failed" | tail -40
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
 ls -l "$out/asv_bench/results/h200/"
