@@ -16,7 +16,9 @@ out=${1:?usage: scripts/gpu_asv.sh OUTDIR [COMMIT...]}; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 work=$(mktemp -d)
-py=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
+# sys.executable as is, not its realpath: a virtualenv's python is a link to the system one, and resolving it
+# loses the virtualenv's site-packages (numpy, torch).
+py=$(python3 -c 'import sys; print(sys.executable)')
 
 python3 -m pip install -q --no-index --find-links "$root/.whl" --target "$work/asvlib" asv==0.6.6
 export PYTHONPATH=$work/asvlib PYTHONUNBUFFERED=1
@@ -45,12 +47,14 @@ for c in "${commits[@]}"; do
   sha=$(git -C "$work/repo" rev-parse "$c")
   echo "== $sha"
   git -C "$work/repo" checkout -q "$sha"
-  (cd "$work/repo" && KEYDNN_CUDA_ARCH="-gencode=arch=compute_90,code=sm_90" python3 native/build.py) \
+  (cd "$work/repo" && python3 native/build.py --cuda-arch 90) \
     > "$out/build_${sha:0:8}.log" 2>&1 || { tail -20 "$out/build_${sha:0:8}.log"; status=1; continue; }
-  ASV_PYTHONPATH="$work/repo:$work/asvlib" python3 -m asv run --config "$work/asv.conf.json" \
-    -E "existing:$py" --set-commit-hash "$sha" --machine h200 --show-stderr \
-    -b "$select" -b "timeraw_import_keydnn" 2>&1 | tee "$out/asv_${sha:0:8}.log" | grep -E "^\[|failed" | tail -40
-  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  if ! ASV_PYTHONPATH="$work/repo:$work/asvlib" python3 -m asv run --config "$work/asv.conf.json" \
+      -E "existing:$py" --set-commit-hash "$sha" --machine h200 --show-stderr \
+      -b "$select" -b "timeraw_import_keydnn" > "$out/asv_${sha:0:8}.log" 2>&1; then
+    status=1
+  fi
+  grep -E "^\[|failed" "$out/asv_${sha:0:8}.log" | tail -40 || true
 done
 ls -l "$out/asv_bench/results/h200/"
 exit $status
