@@ -117,6 +117,10 @@ def canary(argv: list[str]) -> None:
     ap.add_argument("--factor", type=float, default=1.25)
     ap.add_argument("--threshold", type=float, default=1.1, help="asv compare --factor")
     ap.add_argument("--passes", type=int, default=3, help="interleaved passes (plain, slowed, plain) x N")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OpenMP/BLAS threads of the benchmarks (1: a pool whose threads a busy host deschedules "
+                         "stalls, and a 2-thread run's noise on a shared 2-core machine exceeds any threshold)")
+    ap.add_argument("--repeat", default="(5, 20, 1.0)", help="asv repeat attribute: min samples, max, seconds")
     args = ap.parse_args(argv)
     tmp = HERE / ".asv" / "canary"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -124,14 +128,19 @@ def canary(argv: list[str]) -> None:
     conf = _canary_conf(tmp)
     write_machine("canary")
     plain, slow, null = git("rev-list", "-3", "HEAD").split()
-    base_env = {"ASV_PYTHONPATH": str(ROOT), "KEYDNN_BENCH_SLOWDOWN": ""}
+    threads = str(args.threads)
+    base_env = {"ASV_PYTHONPATH": str(ROOT), "KEYDNN_BENCH_SLOWDOWN": "", "OMP_NUM_THREADS": threads,
+                "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     slowed_env = {**base_env, "KEYDNN_BENCH_SLOWDOWN": f"{args.kernel}:{args.factor}"}
     # Interleaved passes with appended samples: a neighbour's load or a frequency change during the run
     # lands on all three sides alike instead of on whichever side happened to run then.
-    for _ in range(args.passes):
-        for label, env in ((plain, base_env), (slow, slowed_env), (null, base_env)):
+    # The order rotates from pass to pass, so that whatever the first run of a pass pays (a cold page cache,
+    # a clock ramping up) is shared by the three sides instead of always landing on the baseline.
+    sides = [(plain, base_env), (slow, slowed_env), (null, base_env)]
+    for i in range(args.passes):
+        for label, env in sides[i % 3:] + sides[:i % 3]:
             asv("run", "--config", str(conf), "-E", f"existing:{python()}", "--set-commit-hash", label,
-                "--machine", "canary", "--append-samples", *_selection(), env=env)
+                "--machine", "canary", "--append-samples", "-a", f"repeat={args.repeat}", *_selection(), env=env)
     verdicts = []
     for name, head, expect in (("slowed", slow, True), ("null", null, False)):
         out = asv("compare", "--config", str(conf), "--machine", "canary", "--split", "--factor",
@@ -140,7 +149,8 @@ def canary(argv: list[str]) -> None:
         wanted = {r for r in flagged if r.startswith("+ ") and re.search(TARGET, r)}
         ok = (flagged == wanted and len(wanted) > 0) if expect else not flagged
         verdicts.append(ok)
-        print(f"canary {name}: {args.kernel} x{args.factor if expect else 1.0}, threshold {args.threshold}: "
+        print(f"canary {name}: {args.kernel} x{args.factor if expect else 1.0}, threshold {args.threshold}, "
+              f"{args.passes} passes, {args.threads} thread(s): "
               f"flagged {sorted(flagged) or 'nothing'} -> {'PASS' if ok else 'FAIL'}", flush=True)
     if not all(verdicts):
         raise SystemExit("canary failed: asv did not flag exactly the slowed benchmark")
