@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from keydnn.domain.errors import ArgumentError, SerializationError
+from keydnn.domain.errors import ArgumentError, GraphCaptureError, SerializationError
+from keydnn.infrastructure import capture
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -60,13 +61,21 @@ class Optimizer:
 
     @no_grad()
     def step(self) -> None:
-        """Update every parameter that has a gradient, grouped so each group is one kernel call."""
+        """Update every parameter that has a gradient, grouped so each group is one kernel call.
+
+        Under CUDA graph capture nothing runs yet: the step counts stay where they are and each replay
+        advances them (the kernels take their step from the replay, see backends/cuda/optim.py)."""
         groups: dict[tuple, list[int]] = {}
+        captured = capture.capturing()
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
             st = self.state[i]
             if self.buffers and self.buffers[0] not in st:
+                if captured:  # zeroing new buffers inside the graph would zero them again on every replay
+                    raise GraphCaptureError(f"{type(self).__name__}.step", "optimizer state is created at the "
+                                            "first step; run one step eagerly before capturing (make_graphed_step "
+                                            "does: warmup=1)")
                 for name in self.buffers:
                     st[name] = Tensor.zeros_like(p)
             st["step"] += 1
@@ -77,6 +86,14 @@ class Optimizer:
                          [self.state[i] for i in idx], step)
             for p in params:
                 p._version += 1  # graphs recorded before this in-place update must not reuse the old values
+        if captured:
+            stepped = [i for idx in groups.values() for i in idx]
+            self._advance(stepped, -1)
+            capture.on_replay(lambda _replay: self._advance(stepped, 1))
+
+    def _advance(self, indices: list[int], by: int) -> None:
+        for i in indices:
+            self.state[i]["step"] += by
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

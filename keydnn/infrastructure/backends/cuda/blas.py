@@ -40,10 +40,18 @@ def _handle(device: int, math_mode: int) -> int:
             _lib.check(_lib.lib.kd_blas_bind(_cublas.address(cublas.cublasGemmEx),
                                              _cublas.address(cublas.cublasGemmStridedBatchedEx)), "matmul")
         entry = _handles[device] = [_cublas.create_handle(), -1]
+        if _cudart.stream:
+            _cublas.call("matmul", "cublasSetStream_v2", entry[0], _cudart.stream)
     if entry[1] != math_mode:
         _cublas.call("matmul", "cublasSetMathMode", entry[0], math_mode)
         entry[1] = math_mode
     return entry[0]
+
+
+def set_stream(stream: int) -> None:
+    """Point every cuBLAS handle at ``stream`` (graphs.use_stream; new handles follow _cudart.stream)."""
+    for handle, _ in _handles.values():
+        _cublas.call("set_stream", "cublasSetStream_v2", handle, stream or None)
 
 
 def _layout(rows: int, cols: int, rs: int, cs: int) -> tuple[int, int] | None:
