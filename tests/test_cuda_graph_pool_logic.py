@@ -106,3 +106,20 @@ def test_an_out_of_memory_during_capture_raises_without_freeing_the_cache():
     assert dev.frees == 0 and alloc.stats()["num_oom_retries"] == 0
     alloc.release_graph_pool(pool)
     assert alloc.stats()["graph_pools"] == 0
+
+
+def test_another_graphs_block_freed_during_a_capture_waits_for_that_capture_too():
+    alloc, dev = make()
+    first = GraphPool()
+    alloc.begin_capture(first)
+    out, _ = alloc.take(4096)  # graph 1's static output, fed to graph 2
+    alloc.end_capture()
+    alloc.release_graph_pool(first)  # graph 1 is gone; its output still lives
+    second = GraphPool()
+    alloc.begin_capture(second)
+    alloc.release(out, 4096)  # graph 2 may have read it: no cudaFree now, not even at the end of the capture
+    alloc.end_capture()
+    assert alloc.stats()["graph_parked_bytes"] == 4096 and first.reserved_bytes == 2 << 20
+    _balanced(alloc)
+    alloc.release_graph_pool(second)
+    assert first.reserved_bytes == 0 and dev.used == 0 and alloc.stats()["graph_pools"] == 0

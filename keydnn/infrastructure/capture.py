@@ -23,6 +23,17 @@ def on_replay(hook: ReplayHook) -> None:
     _recording[-1].append(hook)
 
 
+def collect(fn: Callable[[], object]) -> list[ReplayHook]:
+    """Run ``fn`` and return the hooks it registered, taken out of the recording (for the caller to run
+    them itself, with an index of its own: the optimizer passes steps-since-capture)."""
+    hooks = _recording[-1]
+    start = len(hooks)
+    fn()
+    added = hooks[start:]
+    del hooks[start:]
+    return added
+
+
 def begin(hooks: list[ReplayHook]) -> None:
     if _recording:
         raise RuntimeError("a graph capture is already in progress")

@@ -209,7 +209,7 @@ def free(ptr: int) -> None:
 
 
 _UNCAPTURABLE = {
-    MEMCPY_D2H: "a device-to-host copy (Tensor.to_numpy(), item(), float(), printing a CUDA tensor, or a "
+    MEMCPY_D2H: "a device-to-host copy (Tensor.to_numpy(), item(), printing a CUDA tensor, or a "
                 "check that reads device data) cannot be captured: a replay runs no host code, so the host "
                 "would never see the value. Read results after replay()",
     MEMCPY_H2D: "a host-to-device copy cannot be captured: the graph would read the same host memory again on "

@@ -15,8 +15,8 @@ on the host can be reused at once: later work is ordered after the earlier users
 A CUDA graph gets a private ``GraphPool`` (PyTorch's design): while it is being captured, every request is
 served from segments the pool owns, and every block freed during the capture is kept for that graph, so the
 addresses the graph replays stay valid and eager code never receives them. Eager blocks freed during the
-capture are parked (neither free nor handed out) until the graph is destroyed; blocks of the pool freed later
-go back to the pool. ``release_graph_pool`` gives the parked blocks back and returns the pool's wholly free
+capture (and blocks of other graphs' pools) are parked, neither free nor handed out, until the graph is
+destroyed; blocks of the pool freed later go back to the pool. ``release_graph_pool`` gives the parked blocks back and returns the pool's wholly free
 segments to the driver, and the rest as their last users free them.
 
 The device calls are injected (``malloc``/``free``), so the logic runs on the CPU under a fake device.
@@ -225,12 +225,13 @@ class DeviceAllocator:
         return b.ptr, b.size
 
     def _release_graph(self, b: Block) -> None:
-        owner = b.pool.owner
-        if owner is None:  # an eager block freed during a capture: the graph may use it, so it waits
-            self.capture_pool.parked.append(b)
+        gp = self.capture_pool
+        if gp is not None and b.pool.owner is not gp:  # freed mid-capture from outside the graph's pool: the
+            gp.parked.append(b)                        # graph may use it, so it waits for the graph to go
             return
         b.pool.push(b)
-        if owner.retired:
+        owner = b.pool.owner
+        if owner is not None and owner.retired:
             self._trim(owner)
 
     def release_graph_pool(self, pool: GraphPool) -> None:
@@ -242,6 +243,9 @@ class DeviceAllocator:
         parked, pool.parked = pool.parked, []
         for b in parked:
             b.pool.push(b)
+        for owner in {id(b.pool.owner): b.pool.owner for b in parked if b.pool.owner is not None}.values():
+            if owner.retired:
+                self._trim(owner)
         self._trim(pool)
 
     def _trim(self, gp: GraphPool) -> None:

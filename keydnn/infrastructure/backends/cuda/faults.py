@@ -44,6 +44,12 @@ class _DeviceFaults:
 _faults: dict[int, _DeviceFaults] = {}
 
 
+def prepare(device: int) -> None:
+    """Make ``device``'s fault record (done when its kernel table is built)."""
+    if device not in _faults:
+        _faults[device] = _DeviceFaults(device)
+
+
 def claim(device: int, error: ErrorFactory, details: tuple = ()) -> tuple[int, int]:
     """(device address of the kd_fault record, ticket) for one launch on ``device``."""
     f = _faults.get(device)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from keydnn.domain.errors import GraphCaptureError
+from keydnn.domain.errors import GraphCaptureError, KeyDNNError
 from keydnn.infrastructure import capture as _capture
 
 from . import _cudart, _lib, allocator
@@ -125,7 +125,10 @@ class CUDAGraph:
                 self._graph, self._hooks = graph, hooks
             except BaseException:
                 if graph and not self._exec:
-                    _cudart.graph_destroy(graph, 0)
+                    try:
+                        _cudart.graph_destroy(graph, 0)
+                    except KeyDNNError:  # the error being raised is the one worth reporting
+                        pass
                 raise
             finally:
                 _cudart.capturing = ""

@@ -183,14 +183,15 @@ def adam_step(
 
 
 def _replayed_scalars(dtype: Any, device: int, step: int, lr: float, beta1: float, beta2: float) -> int:
-    """Address of the device array a captured Adam launch reads its bias corrections from; replay r writes
-    those of step ``step + r`` there first (the capture itself runs nothing, so replay 0 takes ``step``)."""
+    """Address of the device array a captured Adam launch reads its bias corrections from. Its replay hook,
+    called with the steps taken since the captured one (0 for the first replay: the capture itself ran
+    nothing; the optimizer passes the count), writes those of step ``step + since`` there first."""
     code, lr, beta1, beta2 = DTYPE_CODES[dtype], float(lr), float(beta1), float(beta2)
     slot = new((2,), dtype, device)  # from the graph's pool; the hook below keeps it alive with the graph
     host = np.empty(2, dtype)
 
-    def write(replay: int) -> None:
-        _lib.check(_lib.lib.kd_adam_scalars(code, lr, beta1, beta2, step + replay, host.ctypes.data),
+    def write(since: int) -> None:
+        _lib.check(_lib.lib.kd_adam_scalars(code, lr, beta1, beta2, step + since, host.ctypes.data),
                    "adam_step")
         _cudart.set_device(device)
         _cudart.memcpy_h2d_async(slot.ptr, host.ctypes.data, host.nbytes)
