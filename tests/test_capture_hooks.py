@@ -83,3 +83,13 @@ def test_kernel_hooks_get_the_steps_since_the_capture_even_with_eager_steps_betw
     opt.step()  # an eager step between replays: step 4
     hooks[0](2)
     assert seen == [0, 1, 3] and opt.state[0]["step"] == 5
+
+
+def test_fit_with_cuda_graph_refuses_a_model_off_cuda():
+    from keydnn.domain.errors import ArgumentError
+    from keydnn.nn import Linear, Sequential
+
+    model = Sequential(Linear(4, 2))
+    x, y = np.zeros((8, 4), np.float32), np.zeros((8, 2), np.float32)
+    with pytest.raises(ArgumentError, match="cuda_graph=True needs a model on a CUDA device"):
+        model.fit(x, y, loss="mse", optimizer=SGD(model.parameters(), lr=0.1), cuda_graph=True, verbose=0)

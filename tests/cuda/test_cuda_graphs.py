@@ -209,3 +209,25 @@ def test_a_bad_label_in_a_replayed_step_is_reported_at_the_next_read_back():
         loss.item()
     _eager_still_works()
     graphed.reset()
+
+
+def test_fit_with_cuda_graph_equals_eager_fit_and_runs_the_partial_batch_eagerly():
+    from keydnn.infrastructure.backends.cuda import _cudart
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64 * 5 + 17, 64)).astype(np.float32)  # 5 full batches and one of 17
+    y = rng.integers(0, 10, len(x))
+    reference = _mlp().to(DEV)
+    histories, weights = [], []
+    for cuda_graph in (False, True):
+        model, *_ = _setup("mlp", reference)
+        opt = Adam(model.parameters(), lr=1e-3)
+        h = model.fit(x, y, loss=SoftmaxCrossEntropy(), optimizer=opt, batch_size=64, epochs=2, shuffle=False,
+                      verbose=0, cuda_graph=cuda_graph, metrics=["accuracy"])
+        histories.append(h.history)
+        weights.append(_weights(model))
+        assert all(st["step"] == 12 for st in opt.state)
+    assert histories[0] == histories[1]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert _cudart.stream == 0 and keydnn.cuda.memory_stats(0)["graph_parked_bytes"] == 0

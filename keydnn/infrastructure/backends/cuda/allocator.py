@@ -16,8 +16,8 @@ A CUDA graph gets a private ``GraphPool`` (PyTorch's design): while it is being 
 served from segments the pool owns, and every block freed during the capture is kept for that graph, so the
 addresses the graph replays stay valid and eager code never receives them. Eager blocks freed during the
 capture (and blocks of other graphs' pools) are parked, neither free nor handed out, until the graph is
-destroyed; blocks of the pool freed later go back to the pool. ``release_graph_pool`` gives the parked blocks back and returns the pool's wholly free
-segments to the driver, and the rest as their last users free them.
+destroyed; blocks of the pool freed later go back to the pool. ``release_graph_pool`` gives the parked blocks
+back and returns the pool's wholly free segments to the driver, and the rest as their last users free them.
 
 The device calls are injected (``malloc``/``free``), so the logic runs on the CPU under a fake device.
 """
