@@ -83,9 +83,10 @@ class CUDAGraph:
     """One captured sequence of device work on cuda:``device``, with its private memory pool."""
 
     def __init__(self, device: int = 0) -> None:
-        from . import _require
+        from . import _require, table
 
         _require("CUDAGraph", device)
+        table(device)  # the device's one-time setup (fault record) happens before, never inside, a capture
         self.device = device
         self.replays = 0
         self._graph = self._exec = 0
@@ -191,11 +192,13 @@ class GraphedStep:
 
 
 def _device_of(static_inputs: tuple) -> int:
+    """The device of the first CUDA tensor among the inputs, else the current device (a closure over its
+    tensors, such as keydnn.bench's training_step, takes no inputs)."""
     for t in static_inputs:
         dev = getattr(t, "device", None)
-        if dev is not None and dev.is_cuda():
+        if dev is not None and hasattr(dev, "is_cuda") and dev.is_cuda():
             return int(dev.index or 0)
-    raise GraphCaptureError("make_graphed_step", "needs at least one static input tensor on a CUDA device")
+    return max(_cudart.current_device, 0)
 
 
 def make_graphed_step(fn: Callable[..., Any], *static_inputs: Any, warmup: int = 1,
@@ -204,7 +207,8 @@ def make_graphed_step(fn: Callable[..., Any], *static_inputs: Any, warmup: int =
     call, and return a GraphedStep whose every call is one more ``fn(*static_inputs)`` by replay.
 
     ``warmup`` >= 1 when ``fn`` creates state lazily at its first call (optimizer moments, cuDNN plans, layer
-    parameters); feed new data by copying into ``static_inputs`` between calls.
+    parameters); feed new data by copying into ``static_inputs`` (or the tensors ``fn`` closes over) between
+    calls. The device is the first CUDA input's, else ``device``, else the current one.
     """
     if warmup < 0:
         raise GraphCaptureError("make_graphed_step", f"warmup must be >= 0, got {warmup}")
