@@ -239,12 +239,12 @@ class Model(Module):
         (x_batch, y_batch) pairs when y is None. Shuffling draws from ``seed`` (default: KeyDNN's seeded
         stream, see ``keydnn.manual_seed``). ``verbose``: 0 silent, 1 a bar per epoch, 2 a line per epoch.
         ``cuda_graph=True`` (a model on CUDA) captures the training step once and replays it for every batch
-        of the first batch's shape; other batches (the last, partial one) run eagerly (see graphed_fit)."""
+        of the first batch's shape; other batches (the last, partial one) run eagerly (backends/cuda/graphed_fit.py)."""
         epochs, batch_size = _count("epochs", epochs), _count("batch_size", batch_size)
         verbose = _verbose(verbose)
         loss_fn, named = _losses.get_loss(loss), self._metrics(metrics, metric_names)
         if cuda_graph:
-            from keydnn.infrastructure.nn.graphed_fit import GraphedTrainStep
+            from keydnn.infrastructure.backends.cuda.graphed_fit import GraphedTrainStep
 
             graphed = GraphedTrainStep(self, loss_fn, optimizer, named)
             try:

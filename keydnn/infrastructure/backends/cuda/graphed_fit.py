@@ -1,4 +1,5 @@
-"""``Model.fit(..., cuda_graph=True)``: each training step of a full batch is one CUDA graph replay.
+"""``Model.fit(..., cuda_graph=True)``: each training step of a full batch is one CUDA graph replay (here
+beside graphs.py, not in nn/: it is CUDA's alone).
 
 The first batch is an ordinary eager step on tensors kept as the graph's static inputs (the warm-up: it
 makes optimizer state and cuDNN plans), run on the capture stream; the next step is then captured once.
@@ -13,6 +14,8 @@ from typing import Any
 
 from keydnn.domain.errors import ArgumentError
 from keydnn.infrastructure.tensor._tensor import Tensor
+
+from . import graphs
 
 
 class GraphedTrainStep:
@@ -51,8 +54,6 @@ class GraphedTrainStep:
         return logs
 
     def __call__(self, x: Any, y: Any) -> dict[str, float]:
-        from keydnn.infrastructure.backends.cuda import graphs
-
         xb, yb = self.model._as_input(x), self.model._as_target(y)
         if self.static is None:  # copies: the caller's own tensors must not be overwritten by later batches
             self.static = tuple(Tensor.zeros(t.shape, device=t.device, dtype=t.dtype) for t in (xb, yb))
