@@ -171,9 +171,11 @@ class CUDAGraph:
             pass
 
 
-def graph(device: int = 0) -> CUDAGraph:
-    """A new, empty CUDAGraph (``keydnn.cuda.graph()``; PyTorch spells it torch.cuda.CUDAGraph())."""
-    return CUDAGraph(device)
+def graph(cuda_graph: CUDAGraph):
+    """``with keydnn.cuda.graph(g): ...`` captures into ``g``: ``g.capture()``, spelled as torch.cuda.graph."""
+    if not isinstance(cuda_graph, CUDAGraph):
+        raise GraphCaptureError("graph", f"expected a CUDAGraph, got {type(cuda_graph).__name__}")
+    return cuda_graph.capture()
 
 
 class GraphedStep:
