@@ -83,10 +83,11 @@ class CUDAGraph:
     """One captured sequence of device work on cuda:``device``, with its private memory pool."""
 
     def __init__(self, device: int = 0) -> None:
-        from . import _require, table
+        from . import _require, blas, table
 
         _require("CUDAGraph", device)
         table(device)  # the device's one-time setup (fault record) happens before, never inside, a capture
+        blas.prepare(device)  # and so does cuBLAS's handle (cuDNN's is made by the first convolution)
         self.device = device
         self.replays = 0
         self._graph = self._exec = 0
