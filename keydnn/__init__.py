@@ -7,5 +7,15 @@ from keydnn.infrastructure.parameter import Parameter
 from keydnn.infrastructure.tensor._tensor import Tensor, manual_seed, tensor
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # keydnn.cuda (CUDA graphs, memory statistics) loads the CUDA runtime bindings, so only when asked for
+    if name == "cuda":
+        import keydnn.cuda
+
+        return keydnn.cuda
+    raise AttributeError(f"module 'keydnn' has no attribute {name!r}")
+
 __all__ = ["Device", "Parameter", "Tensor", "enable_grad", "is_grad_enabled", "losses", "manual_seed", "nn",
            "no_grad", "optim", "tensor"]

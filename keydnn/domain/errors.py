@@ -78,6 +78,11 @@ class NativeLibraryError(KeyDNNError, RuntimeError):
         super().__init__(f"{op}: {library} error: {message}{suffix}")
 
 
+class GraphCaptureError(OpError, RuntimeError):
+    """A CUDA graph capture met something a replay cannot repeat (a host read-back, a copy of host data, a
+    synchronisation, a random draw seeded on the host), or a graph was used wrongly (replay before capture)."""
+
+
 class SerializationError(KeyDNNError, ValueError):
     """A checkpoint that is malformed, of an unknown format or type, or does not match the model."""
 

@@ -72,7 +72,7 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   const From *a = static_cast<const From *>(a_);
   if (it == nullptr) {
     if (std::is_same<To, From>::value)
-      return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice) == cudaSuccess
+      return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice, kd::stream()) == cudaSuccess
                  ? KD_OK : kd::check_launch("copy");
     kd::launch(cast_contiguous<To, From>, kd::grid_for(n), kd::kThreads, out, a, n);
     return kd::check_launch("cast");
@@ -81,7 +81,7 @@ int launch_cast(void *out_, const void *a_, int64_t n, const kd_iter *it) {
   c.noperands = 2;
   kd::collapse(c);
   if (std::is_same<To, From>::value && c.ndim == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1)
-    return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice) == cudaSuccess
+    return cudaMemcpyAsync(out, a, n * sizeof(To), cudaMemcpyDeviceToDevice, kd::stream()) == cudaSuccess
                ? KD_OK : kd::check_launch("copy");
   if constexpr (std::is_same<To, From>::value) {
     if (try_transpose<To>(out, a, c)) return kd::check_launch("copy");
@@ -154,7 +154,8 @@ extern "C" int kd_fill(const kd_fill_args *g, const kd_iter *it) {
     bool zero_bits = true;
     for (size_t k = 0; k < sizeof(v); ++k) zero_bits &= reinterpret_cast<const unsigned char *>(&v)[k] == 0;
     if (zero_bits && c.ndim == 1 && c.strides[0][0] == 1) {
-      if (cudaMemsetAsync(o, 0, n * sizeof(scalar_t)) != cudaSuccess) return kd::check_launch("fill");
+      if (cudaMemsetAsync(o, 0, n * sizeof(scalar_t), kd::stream()) != cudaSuccess)
+        return kd::check_launch("fill");
       return KD_OK;
     }
     if (kd::fits_int32(c))

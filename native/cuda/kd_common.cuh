@@ -19,7 +19,12 @@ int check_launch(const char *op);
 // Multiprocessor count of the current device (cached; one count when every device has the same).
 int num_sms();
 
-// Launches a kernel on the default stream through the driver's cuLaunchKernel, with the kernel's CUfunction
+// The stream every launch, copy and memset of the library goes to (kd_set_stream): the legacy default stream
+// (0) unless Python switched to another one, as CUDA graph capture does.
+extern cudaStream_t g_stream;
+inline cudaStream_t stream() { return g_stream; }
+
+// Launches a kernel on kd::stream() through the driver's cuLaunchKernel, with the kernel's CUfunction
 // cached per device: the runtime's <<<>>> resolves the kernel again on every launch
 // (scripts/bench_cuda_launch.cu on two H200 hosts: 4.82 and 4.03 us per launch through <<<>>>, 4.24 and
 // 3.93 through a cached CUfunction).

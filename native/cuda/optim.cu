@@ -35,10 +35,23 @@ __global__ void sgd_kernel(TensorTable<3> t, T lr, T momentum, T dampening, int 
   }
 }
 
+// The bias corrections of step `step` as the kernel takes them: 1 / (1 - beta2^step) and lr / (1 - beta1^step).
+template <typename T>
+void adam_scalars(double lr, double beta1, double beta2, int64_t step, T *inv_c2, T *step_size) {
+  const double c1 = 1.0 - pow(beta1, (double)step), c2 = 1.0 - pow(beta2, (double)step);
+  *inv_c2 = (T)(1.0 / c2);
+  *step_size = (T)(lr / c1);
+}
+
+// `scalars` (device memory: inv_c2, step_size), when given, replaces the two by-value corrections: a CUDA graph
+// freezes kernel arguments, so a captured step reads the corrections its replay's host hook wrote there.
 template <typename T>
 __global__ void adam_kernel(TensorTable<4> t, T lr, T beta1, T beta2, T eps, T weight_decay, T inv_c2,
-                            T step_size,
-                            int decoupled) {
+                            T step_size, const T *scalars, int decoupled) {
+  if (scalars != nullptr) {
+    inv_c2 = scalars[0];
+    step_size = scalars[1];
+  }
   const int k = blockIdx.y;
   T *p = static_cast<T *>(t.ptr[0][k]);
   const T *g = static_cast<const T *>(t.ptr[1][k]);
@@ -101,14 +114,24 @@ extern "C" int kd_adam_step(int dtype, int64_t count, void *const *params, const
                             void *const *m,
                             void *const *v, const int64_t *sizes, double lr, double beta1, double beta2,
                             double eps,
-                            double weight_decay, int64_t step, int decoupled) {
+                            double weight_decay, int64_t step, int decoupled, const void *scalars) {
   if (step < 1) return kd::fail(KD_ERR_ARGUMENT, "adam_step: step must be >= 1, got %lld", (long long)step);
-  const double c1 = 1.0 - pow(beta1, (double)step), c2 = 1.0 - pow(beta2, (double)step);
   void *const *ptrs[4] = {params, const_cast<void *const *>(grads), m, v};
   KD_DISPATCH_FLOAT(dtype, "adam_step",
+    scalar_t inv_c2, step_size;
+    adam_scalars<scalar_t>(lr, beta1, beta2, step, &inv_c2, &step_size);
+    const scalar_t *device_scalars = static_cast<const scalar_t *>(scalars);
     return for_chunks<4>(count, ptrs, sizes, "adam_step", [&](const TensorTable<4> &t, dim3 grid) {
       kd::launch(adam_kernel<scalar_t>, grid, kd::kThreads, t, (scalar_t)lr, (scalar_t)beta1, (scalar_t)beta2,
-                 (scalar_t)eps, (scalar_t)weight_decay, (scalar_t)(1.0 / c2), (scalar_t)(lr / c1), decoupled);
+                 (scalar_t)eps, (scalar_t)weight_decay, inv_c2, step_size, device_scalars, decoupled);
     }));
+  return KD_OK;
+}
+
+extern "C" int kd_adam_scalars(int dtype, double lr, double beta1, double beta2, int64_t step, void *host_out) {
+  if (step < 1) return kd::fail(KD_ERR_ARGUMENT, "adam_step: step must be >= 1, got %lld", (long long)step);
+  KD_DISPATCH_FLOAT(dtype, "adam_scalars",
+    scalar_t *out = static_cast<scalar_t *>(host_out);
+    adam_scalars<scalar_t>(lr, beta1, beta2, step, &out[0], &out[1]));
   return KD_OK;
 }

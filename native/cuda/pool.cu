@@ -125,7 +125,7 @@ extern "C" int kd_max_pool2d_backward(int dtype, void *gx, const void *gy, const
   KD_POOL_PRELUDE("max_pool2d_backward", p->n * p->c * p->oh * p->ow);
   const int64_t gx_size = p->n * p->c * p->h * p->w;
   KD_DISPATCH_FLOAT(dtype, "max_pool2d_backward",
-    if (cudaMemsetAsync(gx, 0, gx_size * sizeof(scalar_t)) != cudaSuccess)
+    if (cudaMemsetAsync(gx, 0, gx_size * sizeof(scalar_t), kd::stream()) != cudaSuccess)
       return kd::check_launch("max_pool2d_backward");
     kd::launch(max_backward<scalar_t>, kd::grid_for(total), kd::kThreads, static_cast<scalar_t *>(gx),
                static_cast<const scalar_t *>(gy), argmax, *p));

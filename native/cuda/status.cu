@@ -70,6 +70,8 @@ int uniform_sm_count() {
 
 namespace kd {
 
+cudaStream_t g_stream = nullptr;
+
 int fail(int code, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
@@ -98,12 +100,12 @@ void launch_raw(const void *kernel, dim3 grid, dim3 block, size_t shared, void *
     }
     if (slot.kernel == kernel) {
       CUresult r = driver_launch(slot.fn, grid.x, grid.y, grid.z, block.x, block.y, block.z, (unsigned)shared,
-                                 nullptr, args, nullptr);
+                                 reinterpret_cast<CUstream>(g_stream), args, nullptr);
       if (r != CUDA_SUCCESS && state.driver_error == 0) state.driver_error = (int)r;
       return;
     }
   }
-  cudaError_t err = cudaLaunchKernel(kernel, grid, block, args, shared, nullptr);
+  cudaError_t err = cudaLaunchKernel(kernel, grid, block, args, shared, g_stream);
   if (err != cudaSuccess && state.runtime_error == 0) state.runtime_error = (int)err;
 }
 
@@ -197,7 +199,15 @@ bool fits_int32(const kd_iter &it) {
 
 extern "C" const char *kd_last_error(void) { return g_error; }
 
-extern "C" int kd_abi_version(void) { return 2; }
+extern "C" int kd_abi_version(void) { return 3; }
+
+// Process-wide, not per thread: KeyDNN drives the device from one Python thread (the library is a PyDLL).
+extern "C" int kd_set_stream(void *stream) {
+  kd::g_stream = static_cast<cudaStream_t>(stream);
+  return KD_OK;
+}
+
+extern "C" void *kd_get_stream(void) { return kd::g_stream; }
 
 extern "C" int64_t kd_sizeof(const char *name) {
   static const struct {

@@ -1,8 +1,9 @@
 /* KeyDNN's CUDA kernel library: the plain C ABI bound by keydnn/infrastructure/backends/cuda/_lib.py.
  *
  * Every function returns a kd_status (kd_gemm: cuBLAS's status; the *_workspace and kd_sizeof queries: a
- * size); on failure kd_last_error() holds the message (thread-local). All work runs on the default stream
- * and never synchronises. Pointers are device addresses of the first
+ * size); on failure kd_last_error() holds the message (thread-local). All work runs on the stream set by
+ * kd_set_stream (the legacy default stream, 0, unless changed: CUDA graph capture switches it) and never
+ * synchronises. Pointers are device addresses of the first
  * element of a view; strides and offsets count elements, and may be negative.
  */
 #ifndef KEYDNN_CUDA_H
@@ -57,6 +58,9 @@ typedef struct {
 
 const char *kd_last_error(void);
 int kd_abi_version(void);
+/* the cudaStream_t every later launch, copy and memset goes to (process-wide; NULL: the legacy stream) */
+int kd_set_stream(void *stream);
+void *kd_get_stream(void);
 
 /* The hottest entry points take their arguments in one record (kd_*_args) plus the iteration space:
  * Python packs the record with one precompiled struct call, and ctypes hands a bytes object to a pointer
@@ -166,7 +170,12 @@ int kd_sgd_step(int dtype, int64_t count, void *const *params, const void *const
                 double weight_decay);
 int kd_adam_step(int dtype, int64_t count, void *const *params, const void *const *grads, void *const *m,
                  void *const *v, const int64_t *sizes, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, int64_t step, int decoupled);
+                 double weight_decay, int64_t step, int decoupled, const void *scalars);
+/* Adam's bias corrections for `step` as kd_adam_step computes them: host_out[0] = 1 / (1 - beta2^step),
+ * host_out[1] = lr / (1 - beta1^step), in `dtype`. kd_adam_step reads them from the device array `scalars`
+ * (two elements of dtype) instead when it is not NULL: a captured CUDA graph replays frozen arguments, so its
+ * host hook writes each replay's corrections there. */
+int kd_adam_scalars(int dtype, double lr, double beta1, double beta2, int64_t step, void *host_out);
 
 /* pooling on contiguous NCHW; argmax is a flat index into each H*W plane */
 int kd_max_pool2d_forward(int dtype, void *y, int64_t *argmax, const void *x, const kd_pool2d *p);

@@ -233,14 +233,31 @@ class Model(Module):
     def fit(self, x: Any, y: Any = None, *, loss: Any, optimizer: Any, metrics: Sequence[Any] | None = None,
             metric_names: Sequence[str] | None = None, batch_size: int = 32, epochs: int = 1,
             shuffle: bool = True, validation_data: tuple[Any, Any] | None = None, verbose: int = 1,
-            seed: int | None = None) -> History:
+            seed: int | None = None, cuda_graph: bool = False) -> History:
         """Train for ``epochs`` over mini-batches of (x, y) (Tensors, ndarrays or array-likes such as lists), or
         over an iterable of
         (x_batch, y_batch) pairs when y is None. Shuffling draws from ``seed`` (default: KeyDNN's seeded
-        stream, see ``keydnn.manual_seed``). ``verbose``: 0 silent, 1 a bar per epoch, 2 a line per epoch."""
+        stream, see ``keydnn.manual_seed``). ``verbose``: 0 silent, 1 a bar per epoch, 2 a line per epoch.
+        ``cuda_graph=True`` (a model on CUDA) captures the training step once and replays it for every batch
+        of the first batch's shape; other batches (the last, partial one) run eagerly (backends/cuda/graphed_fit.py)."""
         epochs, batch_size = _count("epochs", epochs), _count("batch_size", batch_size)
         verbose = _verbose(verbose)
         loss_fn, named = _losses.get_loss(loss), self._metrics(metrics, metric_names)
+        if cuda_graph:
+            from keydnn.infrastructure.backends.cuda.graphed_fit import GraphedTrainStep
+
+            graphed = GraphedTrainStep(self, loss_fn, optimizer, named)
+            try:
+                return self._fit(x, y, graphed, batch_size, epochs, shuffle, validation_data, verbose, seed,
+                                 loss_fn, named)
+            finally:
+                graphed.close()
+        step = lambda xb, yb: self._train_step(xb, yb, loss_fn, optimizer, named)  # noqa: E731
+        return self._fit(x, y, step, batch_size, epochs, shuffle, validation_data, verbose, seed, loss_fn, named)
+
+    def _fit(self, x: Any, y: Any, train_step: Any, batch_size: int, epochs: int, shuffle: bool,
+             validation_data: tuple[Any, Any] | None, verbose: int, seed: int | None, loss_fn: Any,
+             named: list) -> History:
         batches = self._batch_source(x, y, int(batch_size), shuffle, seed, int(epochs))
         history = History()
         for epoch in range(1, int(epochs) + 1):
@@ -252,7 +269,7 @@ class Model(Module):
                 total = len(epoch_batches)
             progress = _Progress(int(verbose), epoch, int(epochs), total)
             for xb, yb in epoch_batches:
-                logs = self._train_step(xb, yb, loss_fn, optimizer, named)
+                logs = train_step(xb, yb)
                 avg.add(logs, len(xb))
                 progress.update(avg.means())  # running epoch means, not the last batch's noise
             logs = avg.means()

@@ -3,12 +3,14 @@ step as one fused in-place kernel call per (device, dtype) group, so the same co
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from keydnn.domain.errors import ArgumentError, SerializationError
+from keydnn.domain.errors import ArgumentError, GraphCaptureError, SerializationError
+from keydnn.infrastructure import capture
 from keydnn.infrastructure.autograd import no_grad
 from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.tensor._tensor import Tensor
@@ -60,8 +62,18 @@ class Optimizer:
 
     @no_grad()
     def step(self) -> None:
-        """Update every parameter that has a gradient, grouped so each group is one kernel call."""
+        """Update every parameter that has a gradient, grouped so each group is one kernel call.
+
+        Under CUDA graph capture nothing runs yet: the step counts stay where they are and each replay
+        advances them, and the kernels' replay hooks take their step from those counts (see
+        backends/cuda/optim.py), so eager steps between replays keep the count right."""
         groups: dict[tuple, list[int]] = {}
+        captured = capture.capturing()
+        if captured and self.buffers and any(p.grad is not None and self.buffers[0] not in st
+                                             for p, st in zip(self.params, self.state, strict=True)):
+            # zeroing new buffers inside the graph would zero them again on every replay
+            raise GraphCaptureError(f"{type(self).__name__}.step", "optimizer state is created at the first "
+                                    "step; run one step eagerly before capturing (make_graphed_step does: warmup=1)")
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
@@ -73,10 +85,26 @@ class Optimizer:
             groups.setdefault((p.device, p.dtype, st["step"]), []).append(i)
         for (device, _, step), idx in groups.items():
             params = [self.params[i] for i in idx]
-            self._update(kernels_for(device), [p.data for p in params], [p.grad.data for p in params],
-                         [self.state[i] for i in idx], step)
+
+            def update(device=device, step=step, idx=idx, params=params) -> None:
+                self._update(kernels_for(device), [p.data for p in params], [p.grad.data for p in params],
+                             [self.state[i] for i in idx], step)
+            if captured:  # the kernels' own replay hooks get the steps taken since this capture's step
+                capture.on_replay(functools.partial(self._replayed, idx, step, capture.collect(update)))
+                for i in idx:
+                    self.state[i]["step"] -= 1  # nothing ran: the first replay takes this step
+            else:
+                update()
             for p in params:
                 p._version += 1  # graphs recorded before this in-place update must not reuse the old values
+
+    def _replayed(self, indices: list[int], captured_step: int, hooks: list, _replay: int) -> None:
+        """Before a replay of a captured step: advance the step counts (eager steps taken between replays
+        count too) and let the kernels' hooks feed the graph this step's values."""
+        for i in indices:
+            self.state[i]["step"] += 1
+        for hook in hooks:
+            hook(self.state[indices[0]]["step"] - captured_step)
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -112,6 +112,9 @@ def table(index: int = 0) -> SimpleNamespace:
     if tab is None:
         _require("cuda.table", index)
         tab = _tables[index] = _build(index)
+        # the fault record is made now, before any graph capture could place it in the graph's private pool
+        _cudart.set_device(index)
+        faults.prepare(index)
     return tab
 
 

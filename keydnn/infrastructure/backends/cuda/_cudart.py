@@ -1,7 +1,12 @@
-"""ctypes bindings to the CUDA runtime (libcudart): devices, memory, copies and events.
+"""ctypes bindings to the CUDA runtime (libcudart): devices, memory, copies, events, streams and graphs.
 
 Loading never raises: without the library or a GPU, ``is_available()`` is False and ``unavailable_reason()``
 says why. Every function is declared once in ``_SIGNATURES``; every status goes through ``check``.
+
+``stream`` is KeyDNN's current stream (0, the legacy default stream, unless graphs.py switched it); copies and
+memsets go to it. While ``capturing`` names a CUDA graph capture, the calls a graph cannot replay (a
+read-back, a host-to-device copy of host memory, a synchronisation) raise GraphCaptureError instead: these
+wrappers are the only way KeyDNN moves bytes across the host-device boundary.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import os
 import sys
 from pathlib import Path
 
-from keydnn.domain.errors import NativeLibraryError
+from keydnn.domain.errors import GraphCaptureError, NativeLibraryError
 
 LIBRARY = "cudart"
 MEMCPY_H2D, MEMCPY_D2H, MEMCPY_D2D = 1, 2, 3
 ATTR_MULTIPROCESSOR_COUNT, ATTR_CC_MAJOR, ATTR_CC_MINOR = 16, 75, 76
 ERROR_MEMORY_ALLOCATION = 2
+STREAM_NON_BLOCKING = 1  # cudaStreamNonBlocking: no implicit ordering with the legacy default stream
+CAPTURE_MODE_RELAXED = 2  # cudaStreamCaptureModeGlobal, ThreadLocal, Relaxed = 0, 1, 2
 
 _c = ctypes
 _SIGNATURES: dict[str, tuple] = {
@@ -30,6 +37,19 @@ _SIGNATURES: dict[str, tuple] = {
     "cudaMemcpy": (_c.c_int, [_c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int]),
     "cudaMemcpyPeer": (_c.c_int, [_c.c_void_p, _c.c_int, _c.c_void_p, _c.c_int, _c.c_size_t]),
     "cudaMemset": (_c.c_int, [_c.c_void_p, _c.c_int, _c.c_size_t]),
+    "cudaMemcpyAsync": (_c.c_int, [_c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_void_p]),
+    "cudaMemsetAsync": (_c.c_int, [_c.c_void_p, _c.c_int, _c.c_size_t, _c.c_void_p]),
+    "cudaStreamCreateWithFlags": (_c.c_int, [_c.POINTER(_c.c_void_p), _c.c_uint]),
+    "cudaStreamDestroy": (_c.c_int, [_c.c_void_p]),
+    "cudaStreamSynchronize": (_c.c_int, [_c.c_void_p]),
+    "cudaStreamBeginCapture": (_c.c_int, [_c.c_void_p, _c.c_int]),
+    "cudaStreamEndCapture": (_c.c_int, [_c.c_void_p, _c.POINTER(_c.c_void_p)]),
+    # (graph exec out, graph, flags): the same signature in CUDA 11.4 through 13, where cudaGraphInstantiate's
+    # changed in CUDA 12
+    "cudaGraphInstantiateWithFlags": (_c.c_int, [_c.POINTER(_c.c_void_p), _c.c_void_p, _c.c_ulonglong]),
+    "cudaGraphLaunch": (_c.c_int, [_c.c_void_p, _c.c_void_p]),
+    "cudaGraphExecDestroy": (_c.c_int, [_c.c_void_p]),
+    "cudaGraphDestroy": (_c.c_int, [_c.c_void_p]),
     "cudaDeviceSynchronize": (_c.c_int, []),
     "cudaGetErrorString": (_c.c_char_p, [_c.c_int]),
     "cudaGetLastError": (_c.c_int, []),
@@ -92,6 +112,8 @@ _rt: _Runtime | None = None
 _reason = ""
 _device_count = 0
 current_device = -1  # cached so kernels switch devices without a cudaGetDevice call each time
+stream = 0  # KeyDNN's current cudaStream_t (graphs.use_stream sets it, with the native library's and handles')
+capturing = ""  # while a CUDA graph is being captured: what captures it, for error messages
 
 
 def _driver_missing() -> str:
@@ -186,23 +208,103 @@ def free(ptr: int) -> None:
     check(runtime().cudaFree(ptr), "cudaFree")
 
 
+_UNCAPTURABLE = {
+    MEMCPY_D2H: "a device-to-host copy (Tensor.to_numpy(), item(), printing a CUDA tensor, or a "
+                "check that reads device data) cannot be captured: a replay runs no host code, so the host "
+                "would never see the value. Read results after replay()",
+    MEMCPY_H2D: "a host-to-device copy cannot be captured: the graph would read the same host memory again on "
+                "every replay (baking that data in, or reading memory freed since). Copy each new batch into "
+                "the static input tensors before replay() (static.copy_from_numpy(batch) or "
+                "static.copy_from(tensor)), and create constants before capture",
+}
+
+
+def refuse_in_capture(op: str, why: str) -> None:
+    """Raise GraphCaptureError for ``op`` while a graph is being captured (no-op otherwise)."""
+    if capturing:
+        raise GraphCaptureError(op, f"{why} (while capturing {capturing})")
+
+
 def memcpy(dst: int, src: int, nbytes: int, kind: int) -> None:
+    """Copy ``nbytes``; in order on KeyDNN's current stream, and a read-back has finished when it returns."""
+    if capturing and kind in _UNCAPTURABLE:
+        refuse_in_capture("cudaMemcpy", _UNCAPTURABLE[kind])
     if nbytes:
-        check(runtime().cudaMemcpy(dst, src, nbytes, kind), "cudaMemcpy")
+        if stream:  # a device-to-pageable-host copy returns once it is done, as cudaMemcpy does
+            check(runtime().cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync")
+        else:
+            check(runtime().cudaMemcpy(dst, src, nbytes, kind), "cudaMemcpy")
+
+
+def memcpy_h2d_async(dst: int, src: int, nbytes: int) -> None:
+    """Host-to-device copy queued on the current stream without waiting for earlier work (pageable ``src`` is
+    staged before this returns): how a replay hook feeds a graph its per-step scalars."""
+    refuse_in_capture("cudaMemcpyAsync", _UNCAPTURABLE[MEMCPY_H2D])
+    if nbytes:
+        check(runtime().cudaMemcpyAsync(dst, src, nbytes, MEMCPY_H2D, stream or None), "cudaMemcpyAsync")
 
 
 def memcpy_peer(dst: int, dst_device: int, src: int, src_device: int, nbytes: int) -> None:
+    refuse_in_capture("cudaMemcpyPeer", "a copy between devices cannot be captured (KeyDNN captures one device)")
     if nbytes:
         check(runtime().cudaMemcpyPeer(dst, dst_device, src, src_device, nbytes), "cudaMemcpyPeer")
 
 
 def memset(ptr: int, value: int, nbytes: int) -> None:
     if nbytes:
-        check(runtime().cudaMemset(ptr, value, nbytes), "cudaMemset")
+        if stream:
+            check(runtime().cudaMemsetAsync(ptr, value, nbytes, stream), "cudaMemsetAsync")
+        else:
+            check(runtime().cudaMemset(ptr, value, nbytes), "cudaMemset")
 
 
 def synchronize() -> None:
+    refuse_in_capture("synchronize", "waiting for the device cannot be captured (nothing runs during capture)")
     check(runtime().cudaDeviceSynchronize(), "cudaDeviceSynchronize")
+
+
+# ---- streams and graphs (graphs.py drives them) ----------------------------------------------------------
+def stream_create() -> int:
+    """A new non-blocking stream on the current device."""
+    handle = ctypes.c_void_p(0)
+    check(runtime().cudaStreamCreateWithFlags(ctypes.byref(handle), STREAM_NON_BLOCKING),
+          "cudaStreamCreateWithFlags")
+    return handle.value or 0
+
+
+def stream_synchronize(handle: int) -> None:
+    refuse_in_capture("cudaStreamSynchronize", "waiting for a stream cannot be captured")
+    check(runtime().cudaStreamSynchronize(handle or None), "cudaStreamSynchronize")
+
+
+def begin_capture(handle: int) -> None:
+    check(runtime().cudaStreamBeginCapture(handle, CAPTURE_MODE_RELAXED), "cudaStreamBeginCapture")
+
+
+def end_capture(handle: int) -> tuple[int, int]:
+    """(status, graph) of ending the capture on ``handle``; the caller checks (or, unwinding, ignores) it."""
+    graph = ctypes.c_void_p(0)
+    status = runtime().cudaStreamEndCapture(handle, ctypes.byref(graph))
+    if status:
+        runtime().cudaGetLastError()
+    return status, graph.value or 0
+
+
+def graph_instantiate(graph: int) -> int:
+    exec_ = ctypes.c_void_p(0)
+    check(runtime().cudaGraphInstantiateWithFlags(ctypes.byref(exec_), graph, 0), "cudaGraphInstantiateWithFlags")
+    return exec_.value or 0
+
+
+def graph_launch(exec_: int, handle: int) -> None:
+    check(runtime().cudaGraphLaunch(exec_, handle or None), "cudaGraphLaunch")
+
+
+def graph_destroy(graph: int, exec_: int) -> None:
+    if exec_:
+        check(runtime().cudaGraphExecDestroy(exec_), "cudaGraphExecDestroy")
+    if graph:
+        check(runtime().cudaGraphDestroy(graph), "cudaGraphDestroy")
 
 
 def last_error() -> tuple[int, str]:
@@ -249,7 +351,7 @@ def versions() -> tuple[int, int]:
 
 
 class Event:
-    """A CUDA event on the default stream, for timing device work."""
+    """A CUDA event recorded on KeyDNN's current stream, for timing device work."""
 
     __slots__ = ("handle",)
 
@@ -259,9 +361,10 @@ class Event:
         self.handle = handle.value
 
     def record(self) -> None:
-        check(runtime().cudaEventRecord(self.handle, None), "cudaEventRecord")
+        check(runtime().cudaEventRecord(self.handle, stream or None), "cudaEventRecord")
 
     def synchronize(self) -> None:
+        refuse_in_capture("cudaEventSynchronize", "waiting for an event cannot be captured")
         check(runtime().cudaEventSynchronize(self.handle), "cudaEventSynchronize")
 
     def elapsed_ms(self, end: Event) -> float:

@@ -14,6 +14,7 @@ from ctypes import POINTER, Structure, c_char_p, c_double, c_float, c_int, c_int
 
 from keydnn.domain.errors import DeviceNotSupportedError, NativeLibraryError
 
+from . import _cudart
 from ._libsearch import candidates
 from .storage import c_strides
 
@@ -51,6 +52,7 @@ _FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cudnnGetErrorString": (c_char_p, [c_int]),
     "cudnnCreate": (c_int, [_out_p]),
     "cudnnDestroy": (c_int, [_p]),
+    "cudnnSetStream": (c_int, [_p, _p]),
     "cudnnCreateTensorDescriptor": (c_int, [_out_p]),
     "cudnnSetTensor4dDescriptor": (c_int, [_p, c_int, c_int, c_int, c_int, c_int, c_int]),
     "cudnnDestroyTensorDescriptor": (c_int, [_p]),
@@ -174,7 +176,15 @@ def handle(device: int) -> int:
     h = _handles.get(device)
     if h is None:
         h = _handles[device] = _new("cudnn handle", "cudnnCreate")
+        if _cudart.stream:
+            call("cudnn handle", "cudnnSetStream", h, _cudart.stream)
     return h
+
+
+def set_stream(stream: int) -> None:
+    """Point every cuDNN handle at ``stream`` (graphs.use_stream; new handles follow _cudart.stream)."""
+    for h in _handles.values():
+        call("set_stream", "cudnnSetStream", h, stream or None)
 
 
 def version() -> int:

@@ -26,7 +26,7 @@ from keydnn.infrastructure.backends import _libcheck
 LIBRARY = "keydnn_cuda"
 MAX_DIMS = 8
 MAX_OPERANDS = 4
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 # Codes mirrored from native/include/keydnn_cuda.h.
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, RELU_BACKWARD, EQ, NE, LT, LE, GT, GE = range(14)
@@ -123,6 +123,8 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_last_error": (_c.c_char_p, []),
     "kd_abi_version": (_INT, []),
     "kd_sizeof": (_I64, [_c.c_char_p]),
+    "kd_set_stream": (_INT, [_P]),
+    "kd_get_stream": (_P, []),
     # packed: (record bytes, kd_iter bytes or None), passed undeclared (argtypes None) so nothing converts
     "kd_binary": (_INT, None),
     "kd_binary_scalar": (_INT, None),
@@ -146,7 +148,8 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_softmax_xent_forward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64, _P, _I64]),
     "kd_softmax_xent_backward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
     "kd_sgd_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _I64P, _D, _D, _D, _INT, _D]),
-    "kd_adam_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _I64, _INT]),
+    "kd_adam_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _I64, _INT, _P]),
+    "kd_adam_scalars": (_INT, [_INT, _D, _D, _D, _I64, _P]),
     "kd_max_pool2d_forward": (_INT, [_INT, _P, _P, _P, _c.POINTER(Pool2d)]),
     "kd_max_pool2d_backward": (_INT, [_INT, _P, _P, _P, _c.POINTER(Pool2d)]),
     "kd_avg_pool2d_forward": (_INT, [_INT, _P, _P, _c.POINTER(Pool2d)]),

@@ -8,8 +8,16 @@ to 2 MiB above (the large pool, one segment per miss). A request first takes a c
 size (the steady state of a training loop: no device call, no search); else the smallest cached block of its
 pool that fits, split; else, after merging free neighbours within each segment, that search again; only then
 cudaMalloc. When cudaMalloc fails for lack of memory, every wholly free segment is cudaFree'd and the call is
-retried once before the error is raised. Every kernel runs on the default stream, so a block freed on the host
-can be reused at once: later work is ordered after the earlier users.
+retried once before the error is raised. Every kernel runs on one stream at a time (the default stream, or a
+graph's capture stream while warming up or capturing, with a synchronisation at each switch), so a block freed
+on the host can be reused at once: later work is ordered after the earlier users.
+
+A CUDA graph gets a private ``GraphPool`` (PyTorch's design): while it is being captured, every request is
+served from segments the pool owns, and every block freed during the capture is kept for that graph, so the
+addresses the graph replays stay valid and eager code never receives them. Eager blocks freed during the
+capture (and blocks of other graphs' pools) are parked, neither free nor handed out, until the graph is
+destroyed; blocks of the pool freed later go back to the pool. ``release_graph_pool`` gives the parked blocks
+back and returns the pool's wholly free segments to the driver, and the rest as their last users free them.
 
 The device calls are injected (``malloc``/``free``), so the logic runs on the CPU under a fake device.
 """
@@ -50,14 +58,15 @@ class Block:
 class _Pool:
     """The free blocks of one pool: size -> blocks, and a sorted index of sizes for the best-fit search. The
     index is pruned lazily (a search drops the empty sizes it passes), so the exact-size path that a steady
-    loop takes never touches it."""
+    loop takes never touches it. ``owner`` is the GraphPool a pool belongs to (None for the eager pools)."""
 
-    __slots__ = ("free", "sizes", "indexed")
+    __slots__ = ("free", "sizes", "indexed", "owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: GraphPool | None = None) -> None:
         self.free: dict[int, list[Block]] = {}
         self.sizes: list[int] = []  # sorted; a superset of the sizes with free blocks
         self.indexed: set[int] = set()
+        self.owner = owner
 
     def push(self, b: Block) -> None:
         b.free = True
@@ -92,6 +101,19 @@ class _Pool:
         return sum(size * len(blocks) for size, blocks in self.free.items())
 
 
+class GraphPool:
+    """The private memory of one CUDA graph: its own small and large pools (segments only it uses), the eager
+    blocks freed while it was captured (``parked``), and whether its graph is gone (``retired``)."""
+
+    __slots__ = ("small", "large", "parked", "reserved_bytes", "retired")
+
+    def __init__(self) -> None:
+        self.small, self.large = _Pool(self), _Pool(self)
+        self.parked: list[Block] = []
+        self.reserved_bytes = 0
+        self.retired = False
+
+
 def _cuda_malloc(device: int) -> Callable[[int], int]:
     def malloc(size: int) -> int:
         _cudart.set_device(device)
@@ -123,9 +145,13 @@ class DeviceAllocator:
         self.peak_allocated_bytes = self.peak_reserved_bytes = 0
         self.num_cuda_malloc = self.num_cuda_free = self.cache_hits = 0
         self.num_splits = self.num_merges = self.num_oom_retries = 0
+        self.capture_pool: GraphPool | None = None  # the pool of the graph being captured, if any
+        self.graph_pools: list[GraphPool] = []  # every pool not yet wholly returned to the driver
 
     def take(self, nbytes: int) -> tuple[int, int]:
         """(device address, block size) of a block of at least ``nbytes``; (0, 0) for nothing."""
+        if self.capture_pool is not None:
+            return self._take_captured(nbytes)
         entry = self._classes.get(nbytes)
         if entry is None:
             if nbytes <= 0:
@@ -156,13 +182,86 @@ class DeviceAllocator:
         b = self._active.pop(ptr)
         size = b.size
         self.allocated_bytes -= size
-        b.free = True
         pool = b.pool
+        if pool.owner is not None or self.capture_pool is not None:
+            self._release_graph(b)
+            return
+        b.free = True
         blocks = pool.free.get(size)
         if blocks is not None and (blocks or size in pool.indexed):  # inlined push: the size is indexed
             blocks.append(b)
         else:
             pool.push(b)
+
+    # ---- graph pools ---------------------------------------------------------------------------------
+    def begin_capture(self, pool: GraphPool) -> None:
+        """Serve every request from ``pool`` (and keep every freed block for it) until ``end_capture``."""
+        if self.capture_pool is not None:
+            raise RuntimeError(f"cuda:{self.device}: a graph capture is already in progress")
+        self.capture_pool = pool
+        if pool not in self.graph_pools:
+            self.graph_pools.append(pool)
+
+    def end_capture(self) -> None:
+        self.capture_pool = None
+
+    def _take_captured(self, nbytes: int) -> tuple[int, int]:
+        if nbytes <= 0:
+            return 0, 0
+        size = size_class(nbytes)
+        gp = self.capture_pool
+        pool = gp.small if size <= SMALL_LIMIT else gp.large
+        blocks = pool.free.get(size)
+        if blocks:
+            b = blocks.pop()
+            self.cache_hits += 1
+        else:
+            b = self._take_slow(size, pool)
+        b.free = False
+        self._active[b.ptr] = b
+        self.allocated_bytes += b.size
+        if self.allocated_bytes > self.peak_allocated_bytes:
+            self.peak_allocated_bytes = self.allocated_bytes
+        return b.ptr, b.size
+
+    def _release_graph(self, b: Block) -> None:
+        gp = self.capture_pool
+        if gp is not None and b.pool.owner is not gp:  # freed mid-capture from outside the graph's pool: the
+            gp.parked.append(b)                        # graph may use it, so it waits for the graph to go
+            return
+        b.pool.push(b)
+        owner = b.pool.owner
+        if owner is not None and owner.retired:
+            self._trim(owner)
+
+    def release_graph_pool(self, pool: GraphPool) -> None:
+        """The graph of ``pool`` is gone: give its parked blocks back to the eager pools and free its segments
+        (now, those wholly free; the rest when their last block is released). The caller has synchronised."""
+        if self.capture_pool is pool:
+            raise RuntimeError(f"cuda:{self.device}: cannot release the pool of the graph being captured")
+        pool.retired = True
+        parked, pool.parked = pool.parked, []
+        for b in parked:
+            b.pool.push(b)
+        for owner in {id(b.pool.owner): b.pool.owner for b in parked if b.pool.owner is not None}.values():
+            if owner.retired:
+                self._trim(owner)
+        self._trim(pool)
+
+    def _trim(self, gp: GraphPool) -> None:
+        """cudaFree every wholly free segment of a retired graph pool; forget the pool once it holds none."""
+        for pool in (gp.small, gp.large):
+            self._merge(pool)
+            for b in pool.drain():
+                if b.prev is None and b.next is None:
+                    self._free(b.ptr)
+                    self.num_cuda_free += 1
+                    self.reserved_bytes -= b.size
+                    gp.reserved_bytes -= b.size
+                else:
+                    pool.push(b)
+        if gp.reserved_bytes == 0 and gp in self.graph_pools:
+            self.graph_pools.remove(gp)
 
     def _take_slow(self, size: int, pool: _Pool) -> Block:
         b = pool.pop_fit(size)
@@ -170,7 +269,7 @@ class DeviceAllocator:
             self._merge(pool)
             b = pool.pop_fit(size)
         if b is None:
-            b = self._new_segment(SMALL_SEGMENT if pool is self.small else size, pool)
+            b = self._new_segment(SMALL_SEGMENT if size <= SMALL_LIMIT else size, pool)
         else:
             self.cache_hits += 1
         if b.size > size:  # split: the rest stays cached in the same pool
@@ -199,7 +298,8 @@ class DeviceAllocator:
 
     def _new_segment(self, size: int, pool: _Pool) -> Block:
         ptr = self._malloc(size)
-        if ptr < 0 and -ptr == _cudart.ERROR_MEMORY_ALLOCATION:
+        # (no cudaFree while capturing: the driver synchronises in it, which a capture forbids)
+        if ptr < 0 and -ptr == _cudart.ERROR_MEMORY_ALLOCATION and self.capture_pool is None:
             self.num_oom_retries += 1
             self.empty_cache()  # the cache may hold enough memory in segments nobody uses
             ptr = self._malloc(size)
@@ -213,12 +313,17 @@ class DeviceAllocator:
             )
         self.num_cuda_malloc += 1
         self.reserved_bytes += size
+        if pool.owner is not None:
+            pool.owner.reserved_bytes += size
         if self.reserved_bytes > self.peak_reserved_bytes:
             self.peak_reserved_bytes = self.reserved_bytes
         return Block(ptr, size, pool)
 
     def empty_cache(self) -> None:
-        """Merge free neighbours, then cudaFree every segment that is wholly free."""
+        """Merge free neighbours, then cudaFree every segment of the eager pools that is wholly free (a live
+        graph's pool keeps its segments: the graph replays their addresses)."""
+        if self.capture_pool is not None:
+            return
         for pool in (self.small, self.large):
             self._merge(pool)
             for b in pool.drain():
@@ -230,10 +335,17 @@ class DeviceAllocator:
                     pool.push(b)
 
     def stats(self) -> dict[str, int]:
+        """reserved = allocated + cached (free in the eager pools) + graph_cached (free in graph pools) +
+        graph_parked (eager blocks freed during a capture, held until the graph goes)."""
+        pools = self.graph_pools
         return {
             "allocated_bytes": self.allocated_bytes,
             "reserved_bytes": self.reserved_bytes,
             "cached_bytes": self.small.cached_bytes() + self.large.cached_bytes(),
+            "graph_pools": len(pools),
+            "graph_reserved_bytes": sum(gp.reserved_bytes for gp in pools),
+            "graph_cached_bytes": sum(gp.small.cached_bytes() + gp.large.cached_bytes() for gp in pools),
+            "graph_parked_bytes": sum(b.size for gp in pools for b in gp.parked),
             "peak_allocated_bytes": self.peak_allocated_bytes,
             "peak_reserved_bytes": self.peak_reserved_bytes,
             "num_cuda_malloc": self.num_cuda_malloc,

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 
-from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+from keydnn.domain.errors import DeviceMismatchError, DeviceNotSupportedError, DTypeError, ShapeError
 
 from . import _cublas, _cudart, _lib, storage
 from .storage import CudaArray
@@ -40,10 +40,31 @@ def _handle(device: int, math_mode: int) -> int:
             _lib.check(_lib.lib.kd_blas_bind(_cublas.address(cublas.cublasGemmEx),
                                              _cublas.address(cublas.cublasGemmStridedBatchedEx)), "matmul")
         entry = _handles[device] = [_cublas.create_handle(), -1]
+        if _cudart.stream:
+            _cublas.call("matmul", "cublasSetStream_v2", entry[0], _cudart.stream)
     if entry[1] != math_mode:
         _cublas.call("matmul", "cublasSetMathMode", entry[0], math_mode)
         entry[1] = math_mode
     return entry[0]
+
+
+def prepare(device: int) -> None:
+    """Create ``device``'s cuBLAS handle now (before a graph capture, whose kernels it will then record),
+    when cuBLAS can be loaded; a missing cuBLAS is reported by the first matmul, as without graphs."""
+    if device in _handles:
+        return
+    try:
+        _cublas.lib()
+    except DeviceNotSupportedError:
+        return
+    _cudart.set_device(device)
+    _handle(device, _cublas.TF32_TENSOR_OP_MATH if _tf32 else _cublas.DEFAULT_MATH)
+
+
+def set_stream(stream: int) -> None:
+    """Point every cuBLAS handle at ``stream`` (graphs.use_stream; new handles follow _cudart.stream)."""
+    for handle, _ in _handles.values():
+        _cublas.call("set_stream", "cublasSetStream_v2", handle, stream or None)
 
 
 def _layout(rows: int, cols: int, rs: int, cs: int) -> tuple[int, int] | None:

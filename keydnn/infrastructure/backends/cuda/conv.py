@@ -221,6 +221,8 @@ def _plan(op: str, direction: str, x_shape: tuple, w_shape: tuple, y_shape: tupl
            0 if mode == "0" else _alignment(ptrs))
     plan = _plans.get(key)
     if plan is None:
+        _cudart.refuse_in_capture(op, "choosing a cuDNN plan runs and times candidate kernels; run the step "
+                                      "once before capturing it (make_graphed_step's warmup) so the plan exists")
         plan = _plans[key] = _make_plan(op, direction, h, code, (x_shape, w_shape, y_shape), dtype, params,
                                         math_type, ptrs, device, mode, key)
     return h, plan

@@ -60,6 +60,8 @@ def _seed(seed: int | None) -> int:
 
 
 def _float_dtype(op: str, dtype: Any) -> np.dtype:
+    _cudart.refuse_in_capture(op, "a random draw is seeded on the host, so every replay would repeat the "
+                                  "captured numbers (dropout, random initialisation): draw them outside the capture")
     dt = as_dtype(dtype, op)
     if dt.kind != "f":
         raise DTypeError(op, f"random arrays are floating point, got dtype {dt}")

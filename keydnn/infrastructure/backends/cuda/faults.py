@@ -9,7 +9,8 @@ CUDA reports an asynchronous fault at the next synchronising call. The record is
 so the device stays usable.
 
 A launch that can fail takes a ticket with ``claim(device, error, details)``; ``error(index, value,
-*details)`` builds the exception if that launch is the one that failed.
+*details)`` builds the exception if that launch is the one that failed. A launch captured in a CUDA graph keeps
+its ticket: each replay files it as pending again, so a replay's failure is reported at the next read-back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from keydnn.domain.errors import KeyDNNError
+from keydnn.infrastructure import capture
 
 from . import _cudart
 
@@ -42,6 +44,12 @@ class _DeviceFaults:
 _faults: dict[int, _DeviceFaults] = {}
 
 
+def prepare(device: int) -> None:
+    """Make ``device``'s fault record (done when its kernel table is built)."""
+    if device not in _faults:
+        _faults[device] = _DeviceFaults(device)
+
+
 def claim(device: int, error: ErrorFactory, details: tuple = ()) -> tuple[int, int]:
     """(device address of the kd_fault record, ticket) for one launch on ``device``."""
     f = _faults.get(device)
@@ -53,6 +61,9 @@ def claim(device: int, error: ErrorFactory, details: tuple = ()) -> tuple[int, i
         for old in list(pending)[: MAX_PENDING // 2]:
             del pending[old]
     pending[f.ticket] = (error, details)
+    if capture.capturing():
+        ticket, entry = f.ticket, pending[f.ticket]
+        capture.on_replay(lambda _replay: f.pending.__setitem__(ticket, entry))
     return f.record.ptr, f.ticket
 
 

@@ -1,5 +1,9 @@
 """Fused multi-tensor optimizer kernels: one launch per 48 parameters updates params (and momentum / Adam
 moments) in place. Semantics are the NumPy reference's (``backends/numpy/nn.py``).
+
+Under CUDA graph capture Adam's bias corrections, which change with the step, come from a two-element device
+array that a replay hook fills (with kd_adam_scalars, the eager path's own arithmetic) before each replay, so
+N replays compute what N eager steps do, bit for bit.
 """
 
 from __future__ import annotations
@@ -7,11 +11,14 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import numpy as np
+
 from keydnn.domain.errors import DeviceMismatchError, DTypeError, ShapeError
+from keydnn.infrastructure import capture
 
 from . import _cudart, _lib
 from .elementwise import astype
-from .storage import DTYPE_CODES, CudaArray, contiguous
+from .storage import DTYPE_CODES, CudaArray, contiguous, new
 
 
 def _check_group(op: str, k: int, group: list, params: list, dtype: Any, device: int) -> list[int]:
@@ -153,6 +160,7 @@ def adam_step(
     dtype, device = _dtype_and_device(op, params)
     groups = [list(params), list(grads), list(m), list(v)]
     (p, g, mm, vv), sizes = _pointer_table(op, groups, dtype, device)
+    scalars = _replayed_scalars(dtype, device, int(step), lr, beta1, beta2) if capture.capturing() else None
     status = _lib.lib.kd_adam_step(
         DTYPE_CODES[dtype],
         len(params),
@@ -168,6 +176,25 @@ def adam_step(
         float(weight_decay),
         int(step),
         int(bool(decoupled)),
+        scalars,
     )
     if status:
         _lib.check(status, op)
+
+
+def _replayed_scalars(dtype: Any, device: int, step: int, lr: float, beta1: float, beta2: float) -> int:
+    """Address of the device array a captured Adam launch reads its bias corrections from. Its replay hook,
+    called with the steps taken since the captured one (0 for the first replay: the capture itself ran
+    nothing; the optimizer passes the count), writes those of step ``step + since`` there first."""
+    code, lr, beta1, beta2 = DTYPE_CODES[dtype], float(lr), float(beta1), float(beta2)
+    slot = new((2,), dtype, device)  # from the graph's pool; the hook below keeps it alive with the graph
+    host = np.empty(2, dtype)
+
+    def write(since: int) -> None:
+        _lib.check(_lib.lib.kd_adam_scalars(code, lr, beta1, beta2, step + since, host.ctypes.data),
+                   "adam_step")
+        _cudart.set_device(device)
+        _cudart.memcpy_h2d_async(slot.ptr, host.ctypes.data, host.nbytes)
+
+    capture.on_replay(write)
+    return slot.ptr
