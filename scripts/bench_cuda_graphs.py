@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keydnn.bench.harness import publish, stamp_line
-from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, lenet_data, mlp_data
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from keydnn.bench.harness import publish, stamp_line  # noqa: E402
+from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, lenet_data, mlp_data  # noqa: E402
 
 Timer = Callable[[Callable[[], Any], int], float]
 

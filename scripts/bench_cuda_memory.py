@@ -40,8 +40,7 @@ def _data(name: str):
 def keydnn_step(name: str):
     from keydnn import Tensor
     from keydnn.infrastructure.recurrent import LSTM
-    from keydnn.nn import (Conv2d, Flatten, LayerNorm, Linear, MaxPool2d, MSELoss, ReLU, Sequential,
-                           SoftmaxCrossEntropy)
+    from keydnn.nn import Conv2d, Flatten, LayerNorm, Linear, MaxPool2d, MSELoss, ReLU, Sequential, SoftmaxCrossEntropy
     from keydnn.optim import SGD, Adam
 
     dev = "cuda:0"
@@ -155,7 +154,8 @@ def main() -> None:
         rows.append(f"| {name} | {k['before'] / MiB:.1f} MiB | {k['peak'] / MiB:.1f} MiB | {t['before'] / MiB:.1f} MiB"
                     f" | {t['peak'] / MiB:.1f} MiB | {k['peak'] / t['peak']:.2f}x | {step_ratio:.2f}x |")
         print(rows[-1], flush=True)
-    text = "# Peak GPU memory of one training step (after 3 warm-up steps), KeyDNN / PyTorch\n\n" + "\n".join(rows) + "\n"
+    title = "# Peak GPU memory of one training step (after 3 warm-up steps), KeyDNN / PyTorch"
+    text = title + "\n\n" + "\n".join(rows) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

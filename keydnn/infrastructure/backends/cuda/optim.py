@@ -18,7 +18,7 @@ from keydnn.infrastructure import capture
 
 from . import _cudart, _lib
 from .elementwise import astype
-from .storage import DTYPE_CODES, CudaArray, contiguous, new
+from .storage import DTYPE_CODES, CudaArray, contiguous
 
 
 def _check_group(op: str, k: int, group: list, params: list, dtype: Any, device: int) -> list[int]:
@@ -187,7 +187,12 @@ def _replayed_scalars(dtype: Any, device: int, step: int, lr: float, beta1: floa
     called with the steps taken since the captured one (0 for the first replay: the capture itself ran
     nothing; the optimizer passes the count), writes those of step ``step + since`` there first."""
     code, lr, beta1, beta2 = DTYPE_CODES[dtype], float(lr), float(beta1), float(beta2)
-    slot = new((2,), dtype, device)  # from the graph's pool; the hook below keeps it alive with the graph
+    # A block of its own, not one from the graph's pool: that pool hands blocks freed earlier in the capture
+    # to later requests, so a pooled slot can share its address with a temporary that the graph writes
+    # before the Adam kernel runs, and every replay would overwrite the corrections the hook just wrote
+    # (seen on the H200: replayed Adam steps diverged from the first replay on). The hook keeps the slot
+    # alive as long as the graph; the slot's finaliser frees it.
+    slot = _ScalarSlot(2 * np.dtype(dtype).itemsize, device)
     host = np.empty(2, dtype)
 
     def write(since: int) -> None:
@@ -198,3 +203,34 @@ def _replayed_scalars(dtype: Any, device: int, step: int, lr: float, beta1: floa
 
     capture.on_replay(write)
     return slot.ptr
+
+
+class _ScalarSlot:
+    """A few bytes of device memory from cudaMalloc (allowed in the relaxed capture mode KeyDNN captures in),
+    outside every allocator pool, freed when the last replay hook holding it goes."""
+
+    def __init__(self, nbytes: int, device: int) -> None:
+        _cudart.set_device(device)
+        ptr = _cudart.malloc(nbytes)
+        if ptr <= 0:
+            _cudart.check(-ptr or 2, "adam_step: cudaMalloc of the replayed bias corrections")
+        self.ptr, self.device = ptr, device
+        weakref.finalize(self, _free_slot, ptr, device)
+
+
+_deferred_slots: list[tuple[int, int]] = []  # slots that died while a graph was being captured
+
+
+def _free_slot(ptr: int, device: int) -> None:
+    _deferred_slots.append((ptr, device))
+    if _cudart.capturing:  # cudaFree would end the capture in progress: free them after it
+        return
+    try:
+        current = _cudart.get_device()
+        while _deferred_slots:
+            p, d = _deferred_slots.pop()
+            _cudart.set_device(d)
+            _cudart.free(p)  # cudaFree waits for the device: no replay can still be reading it
+        _cudart.set_device(current)
+    except Exception:  # interpreter shutdown, or the driver is gone: it reclaims the memory itself
+        pass
