@@ -107,7 +107,7 @@ def _weight_layout(op: str, h: int, desc: int, cell: str, code: int, dtype: np.d
     nbytes = _cudnn.rnn_weight_space_size(op, h, desc)
     item = dtype.itemsize
     if nbytes % item:
-        raise NativeLibraryError(_cudnn.LIBRARY, op, f"weight space of {nbytes} bytes is not whole {dtype}s", 0)
+        raise NativeLibraryError(_cudnn.LIBRARY, op, f"weight space of {nbytes} bytes is not whole {dtype}s")
     space = storage.empty((nbytes // item,), dtype, device)
     offsets: list[tuple[int, ...]] = []
     for param in range(4):
@@ -120,7 +120,7 @@ def _weight_layout(op: str, h: int, desc: int, cell: str, code: int, dtype: np.d
             if not addr or size != want or (addr - space.ptr) % item:
                 raise NativeLibraryError(
                     _cudnn.LIBRARY, op, f"cudnnGetRNNWeightParams gave {PARAMS[param]} of linLayerID {lin} "
-                    f"dims {dims} at byte {addr - space.ptr if addr else None}; expected {want} elements", 0)
+                    f"dims {dims} at byte {addr - space.ptr if addr else None}; expected {want} elements")
             found.append((addr - space.ptr) // item)
         offsets.append(tuple(found))
     return WeightLayout.from_offsets(cell, input_size, hidden, nbytes // item, tuple(offsets)), nbytes
