@@ -159,3 +159,43 @@ def test_lin_layer_ids():
     assert list(rl.lin_layer_ids("lstm", 1)) == [4, 5, 6, 7] == list(rl.lin_layer_ids("lstm", 3))
     assert list(rl.lin_layer_ids("gru", 1)) == [3, 4, 5]
     assert list(rl.lin_layer_ids("rnn", 3)) == [1]
+
+
+def test_kernels_fall_back_to_the_composite_for_other_arrays():
+    """The cuDNN kernels bound to a table whose arrays are not CudaArrays run the composite kernels, unchanged,
+    and say so in ``last_kernel`` (the same dispatch that KEYDNN_CUDNN_RNN=0 takes on CUDA)."""
+    import functools
+
+    from keydnn.infrastructure.backends import composite_rnn, numpy_table
+    from keydnn.infrastructure.backends.cuda import rnn
+
+    k = numpy_table()
+    rng = np.random.default_rng(3)
+    x, h0, c0 = rng.standard_normal((3, 2, 4)), rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
+    w_ih, w_hh, b_ih, b_hh = _params("lstm", 4, 5, rng)
+    fwd = functools.partial(rnn.lstm_sequence_forward, k)
+    out, saved = fwd(x, h0, c0, w_ih, w_hh, b_ih, b_hh, True)
+    want, want_saved = composite_rnn.lstm_sequence_forward(k, x, h0, c0, w_ih, w_hh, b_ih, b_hh, True)
+    np.testing.assert_array_equal(out, want)
+    assert rnn.last_kernel["lstm_sequence_forward"] == rnn.FALLBACK
+    g = rng.standard_normal(out.shape)
+    for got, ref in zip(rnn.lstm_sequence_backward(k, saved, g),
+                        composite_rnn.lstm_sequence_backward(k, want_saved, g), strict=True):
+        np.testing.assert_array_equal(got, ref)
+    assert rnn.last_kernel["lstm_sequence_backward"] == rnn.FALLBACK
+    gx = rng.standard_normal((3, 2, 4))
+    w3 = _params("gru", 4, 5, rng)
+    out, _ = rnn.gru_sequence_forward(k, gx, h0, *w3, False, True)
+    np.testing.assert_allclose(out, _gru_ref(gx, h0, *w3, reset_after=True), rtol=1e-12)
+    assert rnn.last_kernel["gru_sequence_forward"] == rnn.FALLBACK
+
+
+def test_install_replaces_every_sequence_kernel():
+    from types import SimpleNamespace
+
+    from keydnn.infrastructure.backends.cuda import rnn
+
+    table = rnn.install(SimpleNamespace())
+    for name in rnn.SEQUENCE_KERNELS:
+        fn = getattr(table, name)
+        assert fn.func is getattr(rnn, name) and fn.args == (table,)

@@ -24,9 +24,38 @@ from keydnn.infrastructure.recurrent import GRU, LSTM, RNN, Bidirectional
 
 pytestmark = pytest.mark.cuda
 DEV = "cuda:0"
+
+
+def _flip(torch, t, reverse):
+    return torch.flip(t, [0]) if reverse else t
+
+
+# PyTorch's fused ops over KeyDNN-layout weights, as op_specs/recurrent.py calls them but with train=True
+# (PyTorch's cuDNN RNN backward runs only after a training-mode forward).
+def _rnn_torch(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    import torch
+    out, _ = torch.rnn_tanh(_flip(torch, x, reverse), h0[None], [w_ih.t(), w_hh.t(), b_ih, b_hh], True, 1, 0.0,
+                            True, False, False)
+    return _flip(torch, out, reverse)
+
+
+def _lstm_torch(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    import torch
+    out, _, c = torch.lstm(_flip(torch, x, reverse), (h0[None], c0[None]), [w_ih.t(), w_hh.t(), b_ih, b_hh], True,
+                           1, 0.0, True, False, False)
+    return torch.cat([_flip(torch, out, reverse), c])
+
+
+def _gru_torch(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    import torch
+    params = [specs._rzn(w_ih.t()), specs._rzn(w_hh.t()), specs._rzn(b_ih), specs._rzn(b_hh)]
+    out, _ = torch.gru(_flip(torch, x, reverse), h0[None], params, True, 1, 0.0, True, False, False)
+    return _flip(torch, out, reverse)
+
+
 # name: (op, states, gates, torch oracle over KeyDNN-layout weights)
-CELLS = {"rnn": (rec.rnn_sequence, 1, 1, specs._rnn_torch), "lstm": (rec.lstm_sequence, 2, 4, specs._lstm_torch),
-         "gru": (specs._gru_after, 1, 3, specs._gru_after_torch)}
+CELLS = {"rnn": (rec.rnn_sequence, 1, 1, _rnn_torch), "lstm": (rec.lstm_sequence, 2, 4, _lstm_torch),
+         "gru": (specs._gru_after, 1, 3, _gru_torch)}
 TOL = {"float32": (2e-4, 2e-5), "float64": (1e-9, 1e-11)}  # atol is relative to the reference's largest entry
 CASES = [(1, 1, 3, 4, False), (5, 3, 4, 6, False), (4, 2, 3, 5, True), (7, 1, 2, 3, True), (6, 4, 8, 16, False)]
 GRAD_NAMES = {1: ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh"), 2: ("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh")}
@@ -190,7 +219,7 @@ def test_layers_match_torch(rnn, monkeypatch, kind, layers, batch_first, dtype):
     xt = Tensor.from_numpy(x, device=DEV, requires_grad=True)
     ht = Tensor.from_numpy(state(h0), device=DEV, requires_grad=True)
     ct = Tensor.from_numpy(state(c0), device=DEV, requires_grad=True)
-    seq, st = layer(xt, (ht, ct)) if kind == "LSTM" else layer(xt, ht)
+    seq, st = layer(xt, ht, ct) if kind == "LSTM" else layer(xt, ht)
     hT, cT = st if kind == "LSTM" else (st, None)
     loss = (seq * Tensor.from_numpy(m_seq, device=DEV)).sum() + (hT * Tensor.from_numpy(state(m_h), device=DEV)).sum()
     if cT is not None:
