@@ -2,7 +2,9 @@
 
 The legacy API serves batch norm and half of the convolution candidates; the other half are execution plans of
 the backend (graph) API, finalized once, whose calls cost about half the host time of a legacy call (cuDNN 9
-builds a plan inside every legacy call). Besides the table it holds the helpers that
+builds a plan inside every legacy call). The RNN API (cudnn_adv.h) serves the recurrent sequence kernels
+(rnn.py); its functions are resolved on first use, from libcudnn or, where a build lacks them there, from the
+sub-library (libcudnn_adv, _ops, _graph) that defines them. Besides the table it holds the helpers that
 need ctypes objects (descriptors, attribute arrays, algorithm perf arrays); the kernels in conv.py and
 batchnorm.py pass plain ints. Loading happens at first use.
 """

@@ -6,8 +6,10 @@ One call per layer and direction: a layer of KeyDNN's is a unidirectional cuDNN 
 their own weights and stacks, Keras-style, so they are two calls). Per call the weights are copied into a
 weight space in cuDNN's layout (rnn_layout.py: per gate row-major (H, C), gates reordered for the GRU) and the
 gradient weight space is copied back; the training forward's reserve space lives in ``saved`` until the
-backward. Descriptors, weight layouts and the device array of sequence lengths are cached per (device, cell,
-dtype, math type, D, H) and (…, T, N).
+backward. Data is described as SEQ_MAJOR_PACKED with every length T (the layout cuDNN takes with padded I/O
+disabled; its memory is the dense (T, N, D) array); operands that are strided or not 16-byte aligned (h0[i] of
+a stack) are copied first. Descriptors, weight layouts and the device array of sequence lengths are cached
+per (device, cell, dtype, math type, D, H) and that plus (T, N).
 
 float32 runs with CUDNN_FMA_MATH: CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores on Ampere and later
 (as cuDNN's convolutions do), which would break parity with float64 references; blas.set_tf32(True)
@@ -187,6 +189,18 @@ def _ptr(a: CudaArray | None) -> int | None:
     return None if a is None else a.ptr
 
 
+_ALIGN = 16  # bytes: what cuDNN's vectorised kernels may assume of a tensor's address
+
+
+def _input(a: CudaArray | None) -> CudaArray | None:
+    """``a`` as a cuDNN operand: contiguous and aligned (a copy where it is not, e.g. h0[i] of a stack)."""
+    if a is None or (a.is_contiguous and a.ptr % _ALIGN == 0):
+        return a
+    out = storage.new(a.shape, a.dtype, a.device)
+    copy_strided(out, a)
+    return out
+
+
 def _pack(plan: _Plan, params: tuple) -> CudaArray:
     """A weight space holding (w_ih, w_hh, b_ih, b_hh) in cuDNN's layout (missing biases are zeros)."""
     layout = plan.layout
@@ -233,18 +247,20 @@ def _forward(k: Any, cell: str, kernel: str, x: CudaArray, h0: Any, c0: Any, par
         return None
     h, plan, shape = setup
     steps, batch, _ = x.shape
-    xc = storage.contiguous(_flip(x, steps) if reverse else x)
-    hx = None if h0 is None else storage.contiguous(h0)
-    cx = None if c0 is None else storage.contiguous(c0)
+    xc = _input(_flip(x, steps) if reverse else x)
+    hx, cx = _input(h0), _input(c0)
     space = _pack(plan, params)
     y = storage.empty((steps + lstm, batch, hidden), x.dtype, x.device)
-    cy = _row(y, steps).ptr if lstm else None
+    cy = _row(y, steps) if lstm else None  # written in place unless that row's address is unaligned
+    cy_out = cy if cy is None or cy.ptr % _ALIGN == 0 else storage.new(cy.shape, cy.dtype, cy.device)
     work = storage.workspace(shape.work_bytes, x.device)
     reserve = storage.workspace(shape.reserve_bytes, x.device)
     _cudnn.rnn_call(op, "cudnnRNNForward", h, plan.desc, _cudnn.FWD_MODE_TRAINING, shape.seq_lengths.ptr,
                     shape.x_desc, xc.ptr, shape.y_desc, y.ptr, shape.h_desc, _ptr(hx), None, shape.h_desc,
-                    _ptr(cx), cy, plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None,
+                    _ptr(cx), _ptr(cy_out), plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None,
                     shape.reserve_bytes, reserve.ptr or None)
+    if cy_out is not cy:
+        copy_strided(cy, cy_out)
     if reverse:
         out = storage.empty(y.shape, y.dtype, y.device)
         copy_strided(_rows(out, steps), _flip(y, steps))
@@ -267,13 +283,9 @@ def _backward(kernel: str, saved: _Saved, g: CudaArray) -> tuple:
     device, dtype = s.x.device, s.x.dtype
     _cudart.set_device(device)
     h = _cudnn.handle(device)
-    if s.reverse:
-        dy = storage.contiguous(_flip(g, steps))
-        dcy = storage.contiguous(_row(g, steps)) if lstm else None
-    else:
-        g = storage.contiguous(g)
-        dy = g  # (T, N, H), or the LSTM's (T+1, N, H): cuDNN reads its first T rows
-        dcy = _row(g, steps) if lstm else None
+    # dy: the first T rows of g (the LSTM's last row is dc_T), in cuDNN's time order
+    dy = _input(_flip(g, steps) if s.reverse else _rows(g, steps))
+    dcy = _input(_row(g, steps)) if lstm else None
     dx = storage.empty((steps, batch, features), dtype, device)
     dhx = None if s.hx is None else storage.empty(s.hx.shape, dtype, device)
     dcx = None if s.cx is None else storage.empty(s.cx.shape, dtype, device)
