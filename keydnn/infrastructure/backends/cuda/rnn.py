@@ -35,7 +35,7 @@ import numpy as np
 from keydnn.domain.errors import DeviceNotSupportedError, NativeLibraryError
 from keydnn.infrastructure.backends import composite_rnn
 
-from . import _cudart, _cudnn, blas, storage
+from . import _cudart, _cudnn, _cudnn_rnn, blas, storage
 from .elementwise import copy_strided
 from .rnn_layout import GATES, PARAMS, WeightLayout, lin_layer_ids
 from .storage import CudaArray
@@ -44,7 +44,7 @@ CUDNN, FALLBACK = "cudnn-rnn", "keydnn"
 SEQUENCE_KERNELS = tuple(f"{cell}_sequence_{way}" for cell in ("rnn", "lstm", "gru")
                          for way in ("forward", "backward"))
 _DTYPES = {np.dtype(np.float32): _cudnn.DATA_FLOAT, np.dtype(np.float64): _cudnn.DATA_DOUBLE}
-_MODES = {"rnn": _cudnn.RNN_TANH, "lstm": _cudnn.RNN_LSTM, "gru": _cudnn.RNN_GRU}
+_MODES = {"rnn": _cudnn_rnn.RNN_TANH, "lstm": _cudnn_rnn.RNN_LSTM, "gru": _cudnn_rnn.RNN_GRU}
 
 last_kernel: dict[str, str] = {}
 fallbacks: dict[tuple, str] = {}  # configuration -> why cuDNN did not take it
@@ -106,7 +106,7 @@ def _math_type(dtype: np.dtype) -> int:
 def _weight_layout(op: str, h: int, desc: int, cell: str, code: int, dtype: np.dtype, input_size: int,
                    hidden: int, device: int) -> tuple[WeightLayout, int]:
     """Ask cuDNN where every gate's matrix and bias sit (on a scratch weight space) and check their sizes."""
-    nbytes = _cudnn.rnn_weight_space_size(op, h, desc)
+    nbytes = _cudnn_rnn.rnn_weight_space_size(op, h, desc)
     item = dtype.itemsize
     if nbytes % item:
         raise NativeLibraryError(_cudnn.LIBRARY, op, f"weight space of {nbytes} bytes is not whole {dtype}s")
@@ -116,7 +116,7 @@ def _weight_layout(op: str, h: int, desc: int, cell: str, code: int, dtype: np.d
         found = []
         want = (hidden * (input_size if param == 0 else hidden)) if param < 2 else hidden
         for lin in lin_layer_ids(cell, param):
-            m_addr, m_dims, b_addr, b_dims = _cudnn.rnn_weight_params(op, h, desc, 0, nbytes, space.ptr, lin)
+            m_addr, m_dims, b_addr, b_dims = _cudnn_rnn.rnn_weight_params(op, h, desc, 0, nbytes, space.ptr, lin)
             addr, dims = (m_addr, m_dims) if param < 2 else (b_addr, b_dims)
             size = int(np.prod(dims)) if dims else 0
             if not addr or size != want or (addr - space.ptr) % item:
@@ -140,7 +140,7 @@ def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _
         plan = _plans.get(key, False)
         if plan is False:
             _plans[key] = None  # a failure below leaves the key refused
-            desc = _cudnn.rnn_descriptor(op, h, _MODES[cell], code, math_type, features, hidden)
+            desc = _cudnn_rnn.rnn_descriptor(op, h, _MODES[cell], code, math_type, features, hidden)
             layout, nbytes = _weight_layout(op, h, desc, cell, code, dtype, features, hidden, device)
             plan = _plans[key] = _Plan(desc, layout, nbytes)
         if plan is None:
@@ -148,10 +148,10 @@ def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _
         shape_key = key + (steps, batch)
         shape = _shapes.get(shape_key)
         if shape is None:
-            x_desc = _cudnn.rnn_data(op, code, steps, batch, features)
-            y_desc = _cudnn.rnn_data(op, code, steps, batch, hidden)
-            h_desc = _cudnn.tensor_nd(op, code, (1, batch, hidden))
-            work, reserve = _cudnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn.FWD_MODE_TRAINING, x_desc)
+            x_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, features)
+            y_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, hidden)
+            h_desc = _cudnn_rnn.tensor_nd(op, code, (1, batch, hidden))
+            work, reserve = _cudnn_rnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, x_desc)
             lengths = (ctypes.c_int32 * batch)(*([steps] * batch))
             seq = storage.workspace(ctypes.sizeof(lengths), device)
             _cudart.memcpy(seq.ptr, ctypes.addressof(lengths), ctypes.sizeof(lengths), _cudart.MEMCPY_H2D)
@@ -255,10 +255,12 @@ def _forward(k: Any, cell: str, kernel: str, x: CudaArray, h0: Any, c0: Any, par
     cy_out = cy if cy is None or cy.ptr % _ALIGN == 0 else storage.new(cy.shape, cy.dtype, cy.device)
     work = storage.workspace(shape.work_bytes, x.device)
     reserve = storage.workspace(shape.reserve_bytes, x.device)
-    _cudnn.rnn_call(op, "cudnnRNNForward", h, plan.desc, _cudnn.FWD_MODE_TRAINING, shape.seq_lengths.ptr,
-                    shape.x_desc, xc.ptr, shape.y_desc, y.ptr, shape.h_desc, _ptr(hx), None, shape.h_desc,
-                    _ptr(cx), _ptr(cy_out), plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None,
-                    shape.reserve_bytes, reserve.ptr or None)
+    _cudnn_rnn.rnn_call(
+        op, "cudnnRNNForward", h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, shape.seq_lengths.ptr,
+        shape.x_desc, xc.ptr, shape.y_desc, y.ptr,
+        shape.h_desc, _ptr(hx), None,  # hy: the last h is y's row T-1
+        shape.h_desc, _ptr(cx), _ptr(cy_out),
+        plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None, shape.reserve_bytes, reserve.ptr or None)
     if cy_out is not cy:
         copy_strided(cy, cy_out)
     if reverse:
@@ -291,15 +293,18 @@ def _backward(kernel: str, saved: _Saved, g: CudaArray) -> tuple:
     dcx = None if s.cx is None else storage.empty(s.cx.shape, dtype, device)
     work = storage.workspace(shape.work_bytes, device)
     work_ptr, reserve_ptr = work.ptr or None, s.reserve.ptr or None
-    _cudnn.rnn_call(op, "cudnnRNNBackwardData_v8", h, plan.desc, shape.seq_lengths.ptr, shape.y_desc, s.y.ptr,
-                    dy.ptr, shape.x_desc, dx.ptr, shape.h_desc, _ptr(s.hx), None, _ptr(dhx), shape.h_desc,
-                    _ptr(s.cx), _ptr(dcy), _ptr(dcx), plan.space_bytes, s.space.ptr, shape.work_bytes, work_ptr,
-                    shape.reserve_bytes, reserve_ptr)
+    _cudnn_rnn.rnn_call(
+        op, "cudnnRNNBackwardData_v8", h, plan.desc, shape.seq_lengths.ptr,
+        shape.y_desc, s.y.ptr, dy.ptr, shape.x_desc, dx.ptr,
+        shape.h_desc, _ptr(s.hx), None, _ptr(dhx),  # dhy: all of dh arrives through dy
+        shape.h_desc, _ptr(s.cx), _ptr(dcy), _ptr(dcx),
+        plan.space_bytes, s.space.ptr, shape.work_bytes, work_ptr, shape.reserve_bytes, reserve_ptr)
     dspace = storage.empty((plan.layout.elements,), dtype, device)
     _cudart.memset(dspace.ptr, 0, plan.space_bytes)  # WGRAD_MODE_ADD accumulates into it
-    _cudnn.rnn_call(op, "cudnnRNNBackwardWeights_v8", h, plan.desc, _cudnn.WGRAD_MODE_ADD, shape.seq_lengths.ptr,
-                    shape.x_desc, s.x.ptr, shape.h_desc, _ptr(s.hx), shape.y_desc, s.y.ptr, plan.space_bytes,
-                    dspace.ptr, shape.work_bytes, work_ptr, shape.reserve_bytes, reserve_ptr)
+    _cudnn_rnn.rnn_call(
+        op, "cudnnRNNBackwardWeights_v8", h, plan.desc, _cudnn_rnn.WGRAD_MODE_ADD, shape.seq_lengths.ptr,
+        shape.x_desc, s.x.ptr, shape.h_desc, _ptr(s.hx), shape.y_desc, s.y.ptr,
+        plan.space_bytes, dspace.ptr, shape.work_bytes, work_ptr, shape.reserve_bytes, reserve_ptr)
     dw_ih, dw_hh, db_ih, db_hh = _unpack(plan, dspace, (True, True, s.has_bih, s.has_bhh))
     if s.reverse:
         dx = storage.contiguous(_flip(dx, steps))
