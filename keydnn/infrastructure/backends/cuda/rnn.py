@@ -24,7 +24,6 @@ kernel, which ran last: "cudnn-rnn" or "keydnn".
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 from dataclasses import dataclass
@@ -152,9 +151,9 @@ def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _
             y_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, hidden)
             h_desc = _cudnn_rnn.tensor_nd(op, code, (1, batch, hidden))
             work, reserve = _cudnn_rnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, x_desc)
-            lengths = (ctypes.c_int32 * batch)(*([steps] * batch))
-            seq = storage.workspace(ctypes.sizeof(lengths), device)
-            _cudart.memcpy(seq.ptr, ctypes.addressof(lengths), ctypes.sizeof(lengths), _cudart.MEMCPY_H2D)
+            lengths = np.full(batch, steps, np.int32)  # int32 on the device: raw bytes (CudaArrays hold int64)
+            seq = storage.workspace(lengths.nbytes, device)
+            _cudart.memcpy(seq.ptr, lengths.ctypes.data, lengths.nbytes, _cudart.MEMCPY_H2D)
             shape = _shapes[shape_key] = _Shape(x_desc, y_desc, h_desc, seq, work, reserve)
         return h, plan, shape
     except (NativeLibraryError, DeviceNotSupportedError) as exc:
