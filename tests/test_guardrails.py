@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "keydnn"
 MAX_LINES = 500
-BINDING_MODULE = re.compile(r"_(lib|cudart|cublas|cudnn|nccl)\.py$")
+BINDING_MODULE = re.compile(r"_(lib|cudart|cublas|cudnn|cudnn_rnn|nccl)\.py$")
 
 
 def _sources(*dirs: Path, pattern: str = "*.py"):

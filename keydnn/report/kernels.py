@@ -1,6 +1,6 @@
 """Which kernels actually ran: a recording copy of a kernel table stands in for the real one while an op runs,
 and each kernel it hands out is labelled by the library behind it (NumPy, native, CUDA kernel, cuBLAS, cuDNN
-with the plan it chose)."""
+with the plan it chose, ``cudnn-rnn`` for a recurrent sequence on cuDNN's RNN API)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,30 @@ def _cudnn_plans(trace: Trace) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _cudnn_rnn(trace: Trace) -> Iterator[None]:
+    """Label a whole-sequence recurrent kernel that ran on cuDNN's RNN API ``cudnn-rnn:<kernel>`` (the table
+    entry is labelled before it runs and cannot know whether it will take cuDNN or fall back)."""
+    from keydnn.infrastructure.backends.cuda import rnn
+
+    original = rnn._note
+
+    def note(kernel: str, what: str) -> None:
+        original(kernel, what)
+        if what == rnn.CUDNN:
+            label = f"{_label_cuda(kernel)}:{kernel}"
+            for i in range(len(trace.calls) - 1, -1, -1):
+                if trace.calls[i] == label:
+                    trace.calls[i] = f"{rnn.CUDNN}:{kernel}"
+                    break
+
+    rnn._note = note
+    try:
+        yield
+    finally:
+        rnn._note = original
+
+
+@contextlib.contextmanager
 def traced(device: str) -> Iterator[Trace]:
     """Record every kernel the ops in the block take from ``device``'s table ("cpu" or "cuda:N")."""
     trace = Trace()
@@ -92,7 +116,7 @@ def traced(device: str) -> Iterator[Trace]:
     table = backends.cuda_table(index)
     backends._Tables.cuda[index] = _recording(table, trace, _label_cuda)
     try:
-        with _cudnn_plans(trace):
+        with _cudnn_plans(trace), _cudnn_rnn(trace):
             yield trace
     finally:
         backends._Tables.cuda[index] = table

@@ -1,8 +1,9 @@
 """The CUDA backend: ``table(index)`` gives every contract kernel for one device, on CudaArray storage.
 
-Kernels live in family modules (elementwise, reduce, layout, index, creation, nn, optim; blas, conv and
-batchnorm wrap cuBLAS/cuDNN). Importing this package never fails: without a GPU, the runtime or the built
-library, ``is_available()`` is False and ``unavailable_reason()`` says why.
+Kernels live in family modules (elementwise, reduce, layout, index, creation, nn, optim; blas, conv,
+batchnorm and rnn wrap cuBLAS/cuDNN; rnn takes over the composite whole-sequence recurrent kernels).
+Importing this package never fails: without a GPU, the runtime or the built library, ``is_available()`` is
+False and ``unavailable_reason()`` says why.
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def _build(index: int) -> SimpleNamespace:
                 break
         else:
             raise ImportError(f"CUDA backend lacks contract kernel {name!r}")
-    return composite.bind(SimpleNamespace(
+    tab = composite.bind(SimpleNamespace(
         name=f"cuda:{index}", device=index, native_kernels=tuple(sorted(kernels)), **kernels
     ))
+    # The sequence kernels through cuDNN's RNN API; they fall back to the composite ones bound above.
+    return importlib.import_module(f"{__name__}.rnn").install(tab)
 
 
 def table(index: int = 0) -> SimpleNamespace:

@@ -2,7 +2,8 @@
 
 The legacy API serves batch norm and half of the convolution candidates; the other half are execution plans of
 the backend (graph) API, finalized once, whose calls cost about half the host time of a legacy call (cuDNN 9
-builds a plan inside every legacy call). Besides the table it holds the helpers that
+builds a plan inside every legacy call); the RNN API is bound in _cudnn_rnn.py. Besides the table it holds the
+helpers that
 need ctypes objects (descriptors, attribute arrays, algorithm perf arrays); the kernels in conv.py and
 batchnorm.py pass plain ints. Loading happens at first use.
 """
@@ -109,12 +110,14 @@ ONE_ZERO: dict[int, tuple[int, int]] = {k: (ctypes.addressof(a), ctypes.addresso
                                         for k, (a, b) in _SCALAR_KEEP.items()}
 
 _lib: ctypes.CDLL | None = None
+_lib_path: str | None = None
 _load_error: str | None = None
 _handles: dict[int, int] = {}
 _identity: int | None = None
 
 
 def _load() -> ctypes.CDLL:
+    global _lib_path
     tried = []
     for path in candidates("KEYDNN_CUDNN", NAMES):
         try:
@@ -122,6 +125,7 @@ def _load() -> ctypes.CDLL:
         except OSError as e:
             tried.append(f"{path}: {e}")
             continue
+        _lib_path = path
         for name, (restype, argtypes) in _FUNCTIONS.items():
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
@@ -471,3 +475,4 @@ def execute(op: str, h: int, plan: int, ptrs: tuple[int, int, int], workspace: i
             check(status, f"{op} (cudnnBackendExecute)")
     finally:
         lb.cudnnBackendDestroyDescriptor(pack)
+
