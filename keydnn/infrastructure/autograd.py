@@ -10,6 +10,7 @@ only by memory, never by Python's recursion limit.
 from __future__ import annotations
 
 import functools
+from operator import itemgetter as _itemgetter
 from typing import Any
 from weakref import ref as _weakref
 
@@ -70,31 +71,33 @@ class Context:
         self.saved = items
 
 
-class Input:
-    """What a graph node keeps of an input that is not a leaf requiring grad: the node that made it, its
-    shape, dtype and device, and a weak reference (for the in-place version check while it lives).
+class Input(tuple):
+    """What a graph node keeps of an input that is not a leaf requiring grad: the node that made it (None for
+    a tensor without grad), a weak reference to the tensor (for the in-place version check while it lives),
+    its shape, dtype and device (for Add/Sub's backward and for error messages).
 
     Keeping the Tensor itself would keep its storage alive until this node's backward ran, even when the
     op saved nothing of it (a ReLU's input, a max-pool's input): PyTorch's nodes keep edges, not tensors.
-    Whatever a backward needs of an input's values, its forward saves (``ctx.saved``)."""
+    Whatever a backward needs of an input's values, its forward saves (``ctx.saved``). A tuple, since
+    one is made per input of every recorded op: tuple.__new__ is the cheapest object Python builds."""
 
-    __slots__ = ("_node", "_ref", "shape", "dtype", "device")
-
-    def __init__(self, t: Any) -> None:
-        self._node, self._ref = t._node, _weakref(t)
-        self.shape, self.dtype, self.device = tuple(t._data.shape), t._data.dtype, t._device
+    __slots__ = ()
+    _node = property(_itemgetter(0))
+    shape = property(_itemgetter(2))
+    dtype = property(_itemgetter(3))
+    device = property(_itemgetter(4))
 
     def version(self) -> int | None:
         """The live tensor's version, or None once it is gone (nothing can change it in place then)."""
-        t = self._ref()
+        t = self[1]()
         return None if t is None else t._version
 
 
 def graph_inputs(args: Any) -> tuple:
     """A node's ``parents``: leaves that require grad as themselves (their ``grad`` is accumulated), other
     tensors as ``Input`` (their storage is not kept), anything else (scalars, None) as given."""
-    return tuple(a if not isinstance(a, Tensor) or (a._node is None and a.requires_grad) else Input(a)
-                 for a in args)
+    return tuple(a if not isinstance(a, Tensor) or (a._node is None and a.requires_grad) else
+                 _new_tuple(Input, (a._node, _weakref(a), a._data.shape, a._data.dtype, a._device)) for a in args)
 
 
 class Function:
@@ -141,12 +144,24 @@ class Function:
         t._data, t._device, t.grad, t._version = out, device, None, 0
         if need and _GradMode.enabled and cls.differentiable:
             ctx.fn = cls
-            ctx.parents = graph_inputs(args)
-            ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
-            ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
-            for a in args:  # inputs without grad still feed the backward: Tensor.to_numpy hands them out
-                if isinstance(a, Tensor) and not a.requires_grad:  # read-only while this node lives
-                    a._graph_ref = _weakref(ctx)
+            parents, needs, versions = [], [], []
+            for a in args:  # graph_inputs(args), inlined with the per-input bookkeeping
+                if not isinstance(a, Tensor):
+                    parents.append(a)
+                    needs.append(False)
+                    versions.append(0)
+                    continue
+                rg, node = a.requires_grad, a._node
+                if rg and node is None:
+                    parents.append(a)
+                else:
+                    d = a._data
+                    parents.append(_new_tuple(Input, (node, _weakref(a), d.shape, d.dtype, a._device)))
+                    if not rg:  # inputs without grad still feed the backward: Tensor.to_numpy hands them
+                        a._graph_ref = _weakref(ctx)  # out read-only while this node lives
+                needs.append(rg)
+                versions.append(a._version)
+            ctx.parents, ctx.needs_grad, ctx.versions = tuple(parents), needs, versions
             t.requires_grad, t._node = True, ctx
         else:
             t.requires_grad, t._node = False, None
@@ -154,6 +169,7 @@ class Function:
 
 
 _new = object.__new__
+_new_tuple = tuple.__new__
 
 
 def _topological_order(root: Context) -> list[Context]:
