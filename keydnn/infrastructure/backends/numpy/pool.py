@@ -68,9 +68,15 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
         take = (v > best) | (np.isnan(v) & ~np.isnan(best))
         np.copyto(best, v, where=take)
         k[take] = i * kw + j
-    row = np.arange(oh)[:, None] * sh - ph + k // kw
-    col = np.arange(ow)[None, :] * sw - pw + k % kw
-    return best, row * w + col
+    # flat index = (out row * sh - ph + k // kw) * w + out col * sw - pw + k % kw, built in place (integers:
+    # the order of the additions changes nothing), so two index-sized temporaries instead of four
+    idx = k // kw
+    idx += (np.arange(oh) * sh - ph)[:, None]
+    idx *= w
+    np.remainder(k, kw, out=k)
+    k += (np.arange(ow) * sw - pw)[None, :]
+    idx += k
+    return best, idx
 
 
 def max_pool2d_backward(gy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
