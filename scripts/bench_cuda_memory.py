@@ -117,7 +117,10 @@ def measure(framework: str, name: str) -> dict:
         step()
         cuda.synchronize(0)
         s = cuda.memory_stats(0)
-        return {"before": before, "peak": s["peak_allocated_bytes"], "reserved": s["reserved_bytes"]}
+        from keydnn.infrastructure.backends.cuda import conv
+        plans = [f"{key[0]} x{key[3]} w{key[4]}: {conv.describe(plan)}" for key, plan in conv._plans.items()]
+        return {"before": before, "peak": s["peak_allocated_bytes"], "reserved": s["reserved_bytes"],
+                "conv_plans": plans}
     import torch
     step = torch_step(name)
     for _ in range(3):
@@ -139,6 +142,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(measure(*args.worker)))
         return
+    notes = []
     rows = ["| workload | KeyDNN before | KeyDNN peak | torch before | torch peak | peak ratio | step peak ratio "
             "(peak - before) |", "|---|---|---|---|---|---|---|"]
     for name in args.workloads.split(","):
@@ -154,8 +158,12 @@ def main() -> None:
         rows.append(f"| {name} | {k['before'] / MiB:.1f} MiB | {k['peak'] / MiB:.1f} MiB | {t['before'] / MiB:.1f} MiB"
                     f" | {t['peak'] / MiB:.1f} MiB | {k['peak'] / t['peak']:.2f}x | {step_ratio:.2f}x |")
         print(rows[-1], flush=True)
-    title = "# Peak GPU memory of one training step (after 3 warm-up steps), KeyDNN / PyTorch"
-    text = title + "\n\n" + "\n".join(rows) + "\n"
+        notes += [f"- {name}: {p}" for p in k.get("conv_plans", [])]
+    text = ("# Peak GPU memory of one training step (after 3 warm-up steps), KeyDNN / PyTorch\n\n"
+            + "\n".join(rows) + "\n")
+    if notes:  # a conv's workspace is allocated for the call, so the largest counts towards KeyDNN's peak
+        text += ("\nKeyDNN's cuDNN plans (KEYDNN_CUDNN_WORKSPACE_MB="
+                 f"{os.environ.get('KEYDNN_CUDNN_WORKSPACE_MB', '1024')}):\n\n" + "\n".join(notes) + "\n")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

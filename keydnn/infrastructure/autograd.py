@@ -10,6 +10,7 @@ only by memory, never by Python's recursion limit.
 from __future__ import annotations
 
 import functools
+from operator import itemgetter as _itemgetter
 from typing import Any
 from weakref import ref as _weakref
 
@@ -70,6 +71,35 @@ class Context:
         self.saved = items
 
 
+class Input(tuple):
+    """What a graph node keeps of an input that is not a leaf requiring grad: the node that made it (None for
+    a tensor without grad), a weak reference to the tensor (for the in-place version check while it lives),
+    its shape, dtype and device (for Add/Sub's backward and for error messages).
+
+    Keeping the Tensor itself would keep its storage alive until this node's backward ran, even when the
+    op saved nothing of it (a ReLU's input, a max-pool's input): PyTorch's nodes keep edges, not tensors.
+    Whatever a backward needs of an input's values, its forward saves (``ctx.saved``). A tuple, since
+    one is made per input of every recorded op: tuple.__new__ is the cheapest object Python builds."""
+
+    __slots__ = ()
+    _node = property(_itemgetter(0))
+    shape = property(_itemgetter(2))
+    dtype = property(_itemgetter(3))
+    device = property(_itemgetter(4))
+
+    def version(self) -> int | None:
+        """The live tensor's version, or None once it is gone (nothing can change it in place then)."""
+        t = self[1]()
+        return None if t is None else t._version
+
+
+def graph_inputs(args: Any) -> tuple:
+    """A node's ``parents``: leaves that require grad as themselves (their ``grad`` is accumulated), other
+    tensors as ``Input`` (their storage is not kept), anything else (scalars, None) as given."""
+    return tuple(a if not isinstance(a, Tensor) or (a._node is None and a.requires_grad) else
+                 _new_tuple(Input, (a._node, _weakref(a), a._data.shape, a._data.dtype, a._device)) for a in args)
+
+
 class Function:
     """Base of every op. Subclasses give ``forward`` and ``backward``; ``differentiable = False`` for masks."""
 
@@ -114,12 +144,24 @@ class Function:
         t._data, t._device, t.grad, t._version = out, device, None, 0
         if need and _GradMode.enabled and cls.differentiable:
             ctx.fn = cls
-            ctx.parents = args
-            ctx.needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in args]
-            ctx.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
-            for a in args:  # inputs without grad still feed the backward: Tensor.to_numpy hands them out
-                if isinstance(a, Tensor) and not a.requires_grad:  # read-only while this node lives
-                    a._graph_ref = _weakref(ctx)
+            parents, needs, versions = [], [], []
+            for a in args:  # graph_inputs(args), inlined with the per-input bookkeeping
+                if not isinstance(a, Tensor):
+                    parents.append(a)
+                    needs.append(False)
+                    versions.append(0)
+                    continue
+                rg, node = a.requires_grad, a._node
+                if rg and node is None:
+                    parents.append(a)
+                else:
+                    d = a._data
+                    parents.append(_new_tuple(Input, (node, _weakref(a), d.shape, d.dtype, a._device)))
+                    if not rg:  # inputs without grad still feed the backward: Tensor.to_numpy hands them
+                        a._graph_ref = _weakref(ctx)  # out read-only while this node lives
+                needs.append(rg)
+                versions.append(a._version)
+            ctx.parents, ctx.needs_grad, ctx.versions = tuple(parents), needs, versions
             t.requires_grad, t._node = True, ctx
         else:
             t.requires_grad, t._node = False, None
@@ -127,6 +169,7 @@ class Function:
 
 
 _new = object.__new__
+_new_tuple = tuple.__new__
 
 
 def _topological_order(root: Context) -> list[Context]:
@@ -191,8 +234,8 @@ def _hooked_leaf_uses(order: list[Context]) -> dict[int, list]:
     return uses
 
 
-def _leaf_done(uses: dict[int, list], node: Context) -> None:
-    for p, needed in zip(node.parents, node.needs_grad):
+def _leaf_done(uses: dict[int, list], parents: tuple, needs_grad: list) -> None:
+    for p, needed in zip(parents, needs_grad):
         entry = uses.get(id(p)) if needed else None
         if entry is not None:
             entry[0] -= 1
@@ -230,41 +273,53 @@ def backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
             fn(root)
         return
     grads = {id(root._node): g}
+    del g  # from here on the only reference to a node's incoming gradient is grads, until it runs
     order = _topological_order(root._node)
     uses = _hooked_leaf_uses(order) if _LEAF_HOOKS else None
     for node in order:
-        g = grads.pop(id(node), None)
-        if g is None:
-            if uses:
-                _leaf_done(uses, node)
+        if id(node) in grads:  # popped into the call: the node's incoming gradient dies inside it
+            _run_node(node, grads.pop(id(node)), grads, uses, retain_graph)
+        elif uses:
+            _leaf_done(uses, node.parents, node.needs_grad)
+
+
+def _run_node(node: Context, g: Any, grads: dict, uses: dict | None, retain_graph: bool) -> None:
+    """One node's backward: its inputs' gradients into ``grads`` (or leaves' ``grad``), then, unless the
+    graph is retained, its saved arrays and inputs dropped. A function of its own so that every
+    temporary (the returned tuple, a summand) is released when it returns; ``g``, the gradient of the
+    node's output, is released as soon as the node's backward has returned (PyTorch's order)."""
+    if node.freed:
+        raise AutogradError(f"backward: the graph through {node.fn.__name__} was already freed by an "
+                            "earlier backward; call backward(retain_graph=True) the first time")
+    for p, version in zip(node.parents, node.versions):
+        current = p._version if isinstance(p, Tensor) else p.version() if isinstance(p, Input) else None
+        if current is not None and current != version:
+            raise AutogradError(f"backward: an input of {node.fn.__name__} (shape {p.shape}) was "
+                                "modified in place after it was used; gradients would be wrong")
+    try:
+        in_grads = node.fn.backward(node, g)
+    except KeyDNNError:
+        raise
+    except (MemoryError, ValueError, TypeError, IndexError) as e:
+        raise wrap_kernel_error(f"{node.fn.__name__}.backward", e, *node.parents) from e
+    del g
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    parents, needs = node.parents, node.needs_grad
+    if not retain_graph:  # drop saved arrays and inputs, so activations die with the backward pass
+        node.saved = node.parents = ()
+        node.freed = True
+        node.__dict__.clear()
+    for i, p in enumerate(parents):
+        gi = in_grads[i] if i < len(in_grads) else None
+        if gi is None or not needs[i]:
             continue
-        if node.freed:
-            raise AutogradError(f"backward: the graph through {node.fn.__name__} was already freed by an "
-                                "earlier backward; call backward(retain_graph=True) the first time")
-        for p, version in zip(node.parents, node.versions):
-            if isinstance(p, Tensor) and p._version != version:
-                raise AutogradError(f"backward: an input of {node.fn.__name__} (shape {p.shape}) was "
-                                    "modified in place after it was used; gradients would be wrong")
-        try:
-            in_grads = node.fn.backward(node, g)
-        except KeyDNNError:
-            raise
-        except (MemoryError, ValueError, TypeError, IndexError) as e:
-            raise wrap_kernel_error(f"{node.fn.__name__}.backward", e, *node.parents) from e
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        for p, gi, needed in zip(node.parents, in_grads, node.needs_grad):
-            if gi is None or not needed:
-                continue
-            if p._node is None:
-                _accumulate_leaf(p, gi, kernels_for(p._device))
-            else:
-                key = id(p._node)
-                prev = grads.get(key)
-                grads[key] = gi if prev is None else p._node.k.add(prev, gi)
-        if uses:
-            _leaf_done(uses, node)
-        if not retain_graph:  # drop saved arrays and inputs, so activations die with the backward pass
-            node.saved = node.parents = ()
-            node.freed = True
-            node.__dict__.clear()
+        if p._node is None:
+            _accumulate_leaf(p, gi, kernels_for(p._device))
+        else:
+            key = id(p._node)
+            prev = grads.get(key)
+            grads[key] = gi if prev is None else p._node.k.add(prev, gi)
+    in_grads = gi = prev = None  # a summand that went into an accumulated gradient dies before the hooks
+    if uses:
+        _leaf_done(uses, parents, needs)

@@ -55,9 +55,11 @@ class Conv2dFn(Function):
     def backward(ctx, g):
         x, w, has_bias = ctx.saved
         k, need = ctx.k, ctx.needs_grad
+        # The bias gradient first: a reduction over (0, 2, 3) may copy g to a transposed layout (CUDA), a
+        # temporary of g's size better freed before the input gradient is allocated than alongside it.
+        gb = k.sum(g, (0, 2, 3), False) if has_bias and need[2] else None
         gx = k.conv2d_backward_input(g, w, x.shape, *ctx.geo) if need[0] else None
         gw = k.conv2d_backward_weight(g, x, w.shape, *ctx.geo) if need[1] else None
-        gb = k.sum(g, (0, 2, 3), False) if has_bias and need[2] else None
         return gx, gw, gb
 
 
@@ -120,9 +122,9 @@ class Conv2dTransposeFn(Function):
     def backward(ctx, g):
         x, w, has_bias = ctx.saved
         k, need = ctx.k, ctx.needs_grad
+        gb = k.sum(g, (0, 2, 3), False) if has_bias and need[2] else None  # first, as in Conv2dFn
         gx = k.conv2d_forward(g, w, None, *ctx.geo) if need[0] else None
         gw = k.conv2d_backward_weight(x, g, w.shape, *ctx.geo) if need[1] else None
-        gb = k.sum(g, (0, 2, 3), False) if has_bias and need[2] else None
         return gx, gw, gb
 
 

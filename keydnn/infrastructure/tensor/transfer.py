@@ -43,6 +43,7 @@ def to_device(t: Tensor, device: Device, *, copy: bool = False) -> Tensor:
     ctx = Context(kernels_for(device))
     out = ToDevice.forward(ctx, t._data, src=t.device, dst=device)
     if t.requires_grad and autograd.is_grad_enabled():
-        ctx.fn, ctx.parents, ctx.needs_grad, ctx.versions = ToDevice, (t,), [True], [t._version]
+        ctx.fn, ctx.parents, ctx.needs_grad = ToDevice, autograd.graph_inputs((t,)), [True]
+        ctx.versions = [t._version]
         return Tensor._make(out, device, True, ctx)
     return Tensor._make(out, device, False, None)

@@ -101,6 +101,18 @@ def _col2im(cols: np.ndarray, x_shape: tuple, kernel: Pair, stride: Pair, paddin
     return gxp[:, :, ph:ph + h, pw:pw + w].copy() if (ph or pw) else gxp
 
 
+# The column matrices of one call are built for a slice of the batch at a time, at most this many bytes:
+# a whole batch's columns are kh*kw times the input (9x for 3x3), the largest temporary of a training step.
+# Samples are independent in every product, and the weight gradient's batch sum runs in the same order,
+# so the chunking changes no result.
+COLUMN_BYTES = 32 * 2**20
+
+
+def _batch_chunks(n: int, per_sample_bytes: int) -> list[slice]:
+    step = max(1, COLUMN_BYTES // max(per_sample_bytes, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
+
+
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
                    dilation: Pair, groups: int) -> np.ndarray:
     """y[n, o] = sum over the o's group of w[o] * window(x[n]) (+ b[o])."""
@@ -108,12 +120,17 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     oh, ow = conv2d_output_hw(op, x.shape, w.shape, stride, padding, dilation, groups)
     check_float_pair(op, x, w)
     o, cg, kh, kw = w.shape
-    cols = _im2col(x, (kh, kw), stride, padding, dilation, groups, (oh, ow))
-    y = np.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)
-    y = y.reshape(x.shape[0], o, oh, ow)
+    if b is not None and tuple(b.shape) != (o,):
+        raise ShapeError(op, f"bias must have shape ({o},), got {tuple(b.shape)}", b)
+    n = x.shape[0]
+    wm = w.reshape(groups, o // groups, cg * kh * kw)
+    y = np.empty((n, groups, o // groups, oh * ow), dtype=np.result_type(w, x))
+    for sl in _batch_chunks(n, x.dtype.itemsize * x.shape[1] * kh * kw * oh * ow):
+        cols = _im2col(x[sl], (kh, kw), stride, padding, dilation, groups, (oh, ow))
+        np.matmul(wm, cols, out=y[sl])
+        del cols
+    y = y.reshape(n, o, oh, ow)
     if b is not None:
-        if tuple(b.shape) != (o,):
-            raise ShapeError(op, f"bias must have shape ({o},), got {tuple(b.shape)}", b)
         y += b.reshape(1, o, 1, 1)
     return y
 
@@ -128,9 +145,15 @@ def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, x_shape: tuple, stride:
     o, cg, kh, kw = w.shape
     check_grad_shape(op, gy, (n, o, oh, ow))
     wm = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    cols = np.matmul(wm, gy.reshape(n, groups, o // groups, oh * ow))
-    return _col2im(cols.reshape(n, c, kh, kw, oh, ow), tuple(x_shape), (kh, kw), stride, padding,
-                   dilation, (oh, ow))
+    g = gy.reshape(n, groups, o // groups, oh * ow)
+    gx = np.empty(tuple(x_shape), dtype=np.result_type(wm, g))
+    for sl in _batch_chunks(n, gx.dtype.itemsize * c * kh * kw * oh * ow):
+        cols = np.matmul(wm, g[sl])
+        m = cols.shape[0]
+        gx[sl] = _col2im(cols.reshape(m, c, kh, kw, oh, ow), (m,) + tuple(x_shape[1:]), (kh, kw), stride,
+                         padding, dilation, (oh, ow))
+        del cols
+    return gx
 
 
 def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, w_shape: tuple, stride: Pair, padding: Pair,
@@ -142,7 +165,16 @@ def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, w_shape: tuple, stride
     n = x.shape[0]
     o, _, kh, kw = w_shape
     check_grad_shape(op, gy, (n, o, oh, ow))
-    cols = _im2col(x, (kh, kw), stride, padding, dilation, groups, (oh, ow))
     g = gy.reshape(n, groups, o // groups, oh * ow)
-    gw = np.matmul(g, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    gw = None
+    for sl in _batch_chunks(n, x.dtype.itemsize * x.shape[1] * kh * kw * oh * ow):
+        cols = _im2col(x[sl], (kh, kw), stride, padding, dilation, groups, (oh, ow))
+        per_sample = np.matmul(g[sl], cols.transpose(0, 1, 3, 2))
+        del cols
+        # The batch sum sample by sample, in order: what .sum(axis=0) over the whole batch computes.
+        if gw is None:
+            gw = per_sample.sum(axis=0)
+        else:
+            for p in per_sample:
+                gw += p
     return gw.reshape(tuple(w_shape))

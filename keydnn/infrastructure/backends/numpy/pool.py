@@ -47,6 +47,9 @@ def _offset_slices(kernel: Pair, stride: Pair, out_hw: Pair):
             yield i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
 
 
+SCATTER_BYTES = 8 * 2**20  # float64 accumulator of max_pool2d_backward, per block of planes
+
+
 def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
                        padding: Pair) -> tuple[np.ndarray, np.ndarray]:
     op = "max_pool2d_forward"
@@ -65,9 +68,15 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
         take = (v > best) | (np.isnan(v) & ~np.isnan(best))
         np.copyto(best, v, where=take)
         k[take] = i * kw + j
-    row = np.arange(oh)[:, None] * sh - ph + k // kw
-    col = np.arange(ow)[None, :] * sw - pw + k % kw
-    return best, row * w + col
+    # flat index = (out row * sh - ph + k // kw) * w + out col * sw - pw + k % kw, built in place (integers:
+    # the order of the additions changes nothing), so two index-sized temporaries instead of four
+    idx = k // kw
+    idx += (np.arange(oh) * sh - ph)[:, None]
+    idx *= w
+    np.remainder(k, kw, out=k)
+    k += (np.arange(ow) * sw - pw)[None, :]
+    idx += k
+    return best, idx
 
 
 def max_pool2d_backward(gy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
@@ -84,10 +93,17 @@ def max_pool2d_backward(gy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> n
     idx = np.asarray(argmax, dtype=np.int64).reshape(planes, -1)
     if idx.min() < 0 or idx.max() >= h * w:
         raise ShapeError(op, f"argmax indices fall outside the {h}x{w} planes")
-    flat = (idx + (np.arange(planes, dtype=np.int64) * (h * w))[:, None]).ravel()
-    # bincount accumulates repeated indices (overlapping windows) in one vectorised pass.
-    gx = np.bincount(flat, weights=gy.reshape(-1).astype(np.float64), minlength=planes * h * w)
-    return gx.astype(gy.dtype, copy=False).reshape(x_shape)
+    g = gy.reshape(planes, -1)
+    gx = np.empty((planes, h * w), dtype=gy.dtype)
+    # bincount accumulates repeated indices (overlapping windows) in one vectorised pass, in float64; a
+    # block of planes at a time, so its float64 temporaries stay bounded (each plane's sum is unchanged).
+    step = max(1, SCATTER_BYTES // (8 * h * w))
+    for p0 in range(0, planes, step):
+        m = min(step, planes - p0)
+        flat = (idx[p0:p0 + m] + (np.arange(m, dtype=np.int64) * (h * w))[:, None]).ravel()
+        gx[p0:p0 + m] = np.bincount(flat, weights=g[p0:p0 + m].reshape(-1).astype(np.float64),
+                                    minlength=m * h * w).reshape(m, h * w)
+    return gx.reshape(x_shape)
 
 
 def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
