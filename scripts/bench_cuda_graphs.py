@@ -121,17 +121,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=200, help="steps per timed batch")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--only", choices=("keydnn", "torch"), default=None,
+                    help="one framework's rows (each in its own process; by default both, interleaved)")
     args = ap.parse_args()
 
     kd_time = _keydnn_timer()
     try:
-        torch_time: Timer | None = _torch_timer()
+        torch_time: Timer | None = _torch_timer() if args.only != "keydnn" else None
     except ImportError:
         torch_time = None
     lines = ["# A whole training step as one CUDA graph: KeyDNN and PyTorch, eager and replayed", "",
              stamp_line(), ""]
     for kind, title in (("mlp", "MLP 64-128-128-10, Adam, batch 64"), ("lenet", "LeNet, SGD, batch 64")):
-        rows = {name: (fn, kd_time) for name, fn in _keydnn_rows(kind).items()}
+        rows = {} if args.only == "torch" else {name: (fn, kd_time) for name, fn in _keydnn_rows(kind).items()}
         if torch_time is not None:
             rows.update({name: (fn, torch_time) for name, fn in _torch_rows(kind).items()})
         for fn, timer in rows.values():  # warm-up batch (kernel loads, allocator caches)

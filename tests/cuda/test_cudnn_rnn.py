@@ -34,14 +34,16 @@ def _flip(torch, t, reverse):
 # (PyTorch's cuDNN RNN backward runs only after a training-mode forward).
 def _rnn_torch(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
     import torch
-    out, _ = torch.rnn_tanh(_flip(torch, x, reverse), h0[None], [w_ih.t(), w_hh.t(), b_ih, b_hh], True, 1, 0.0,
+    params = [w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh]  # torch's cuDNN path refuses views
+    out, _ = torch.rnn_tanh(_flip(torch, x, reverse), h0[None], params, True, 1, 0.0,
                             True, False, False)
     return _flip(torch, out, reverse)
 
 
 def _lstm_torch(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
     import torch
-    out, _, c = torch.lstm(_flip(torch, x, reverse), (h0[None], c0[None]), [w_ih.t(), w_hh.t(), b_ih, b_hh], True,
+    params = [w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh]
+    out, _, c = torch.lstm(_flip(torch, x, reverse), (h0[None], c0[None]), params, True,
                            1, 0.0, True, False, False)
     return torch.cat([_flip(torch, out, reverse), c])
 
