@@ -116,7 +116,7 @@ def canary(argv: list[str]) -> None:
     ap.add_argument("--kernel", default="conv2d_forward")
     ap.add_argument("--factor", type=float, default=1.25)
     ap.add_argument("--threshold", type=float, default=1.1, help="asv compare --factor")
-    ap.add_argument("--passes", type=int, default=3, help="interleaved passes (plain, slowed, plain) x N")
+    ap.add_argument("--passes", type=int, default=6, help="interleaved passes (plain, slowed, plain) x N")
     ap.add_argument("--threads", type=int, default=1,
                     help="OpenMP/BLAS threads of the benchmarks (1: a pool whose threads a busy host deschedules "
                          "stalls, and a 2-thread run's noise on a shared 2-core machine exceeds any threshold)")
