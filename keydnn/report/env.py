@@ -44,7 +44,9 @@ def git_state(root: Path = ROOT) -> dict[str, Any]:
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                 capture_output=True, text=True, timeout=10)
         return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # no git at all (the images install none)
+        if given:
+            return {"sha": given, "dirty": None, "reason": f"from KEYDNN_GIT_SHA (git unavailable: {exc})"}
         return {"sha": None, "dirty": None, "reason": f"git unavailable: {exc}"}
 
 

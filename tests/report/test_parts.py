@@ -89,3 +89,14 @@ def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path, monk
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     state = git_state(tmp_path)
     assert state["sha"] == "0123456789abcdef" and "KEYDNN_GIT_SHA" in state["reason"]
+
+
+def test_a_machine_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
+    """The images install no git: the report there names the commit given in KEYDNN_GIT_SHA."""
+    from keydnn.report.env import git_state
+    monkeypatch.setenv("KEYDNN_GIT_SHA", "fedcba9876543210")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git executable anywhere on it
+    state = git_state(tmp_path)
+    assert state["sha"] == "fedcba9876543210" and "git unavailable" in state["reason"]
+    monkeypatch.delenv("KEYDNN_GIT_SHA")
+    assert git_state(tmp_path)["sha"] is None
