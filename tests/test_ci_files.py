@@ -137,3 +137,14 @@ def test_the_tags_carry_the_package_version():
     version = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert build.version() == version
     assert build.dockerfile_default_base("cpu") == build.dockerfile_default_base("cuda")
+
+
+def test_cuda_arch_all_gives_the_image_flags():
+    """The CUDA image builds with --cuda-arch all; docker/cuda/cuda-arch.txt (what its smoke test checks the
+    library against) must be exactly the flags that gives."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("keydnn_native_build", ROOT / "native" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    archs, ptx, _ = build.resolve_arch("all", [], [], "")
+    assert build.gencode_flags(archs, ptx) == (ROOT / "docker" / "cuda" / "cuda-arch.txt").read_text().split()
