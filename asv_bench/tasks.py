@@ -131,7 +131,7 @@ def canary(argv: list[str]) -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="asv rounds per pass: processes per side and benchmark (the noise between processes, "
                          "not within one, is what a 2-core VM has most of)")
-    ap.add_argument("--attempts", type=int, default=2,
+    ap.add_argument("--attempts", type=int, default=3,
                     help="independent measurements; the canary fails only if every one fails (a statistical "
                          "gate on a shared machine: one burst of load can fail a run, the same one twice is "
                          "a real problem). Each attempt prints its verdict")
