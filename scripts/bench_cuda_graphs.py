@@ -21,7 +21,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keydnn.bench.harness import publish, stamp_line  # noqa: E402
-from keydnn.bench.workloads import keydnn_lenet_step, keydnn_mlp_step, lenet_data, mlp_data  # noqa: E402
+from keydnn.bench.workloads import (  # noqa: E402
+    keydnn_lenet_step,
+    keydnn_mlp_step,
+    lenet_data,
+    mlp_data,
+    training_step,
+)
 
 Timer = Callable[[Callable[[], Any], int], float]
 
@@ -76,14 +82,7 @@ def _torch_rows(kind: str) -> dict[str, Callable[[], Any]]:
                                   nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)).cuda()
             opt = torch.optim.SGD(model.parameters(), lr=0.01)
         loss_fn = nn.CrossEntropyLoss()
-
-        def step():
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step, model, opt, loss_fn, x, y
+        return training_step(model, loss_fn, opt, x, y), model, opt, loss_fn, x, y
 
     eager = build(False)[0]
     step, model, opt, loss_fn, x, y = build(True)
