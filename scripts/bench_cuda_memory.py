@@ -24,38 +24,32 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from keydnn.bench.models import keydnn_lstm_step, torch_lstm_step  # noqa: E402
+from keydnn.bench.workloads import training_step  # noqa: E402
+
 MiB = 2**20
 WORKLOADS = ("cnn256", "ln_mlp", "lstm")
+LSTM = (128, 64, 64, 128)  # T, N, D, H
 
 
 def _data(name: str):
     rng = np.random.default_rng(0)
     if name == "cnn256":
         return rng.standard_normal((256, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 256)
-    if name == "ln_mlp":
-        return rng.standard_normal((1024, 512), dtype=np.float32), rng.standard_normal((1024, 512), dtype=np.float32)
-    return rng.standard_normal((128, 64, 64), dtype=np.float32), None
+    return rng.standard_normal((1024, 512), dtype=np.float32), rng.standard_normal((1024, 512), dtype=np.float32)
 
 
 def keydnn_step(name: str):
     from keydnn import Tensor
-    from keydnn.infrastructure.recurrent import LSTM
     from keydnn.nn import Conv2d, Flatten, LayerNorm, Linear, MaxPool2d, MSELoss, ReLU, Sequential, SoftmaxCrossEntropy
     from keydnn.optim import SGD, Adam
 
     dev = "cuda:0"
-    x_np, y_np = _data(name)
-    x = Tensor.from_numpy(x_np, device=dev, requires_grad=name == "lstm")
     if name == "lstm":
-        layer = LSTM(64, 128, return_state=False).to(dev)
-
-        def step():
-            x.grad = None
-            for p in layer.parameters():
-                p.grad = None
-            layer(x).sum().backward()
-        return step
-    y = Tensor.from_numpy(y_np, device=dev)
+        return keydnn_lstm_step(dev, LSTM)
+    x_np, y_np = _data(name)
+    x, y = Tensor.from_numpy(x_np, device=dev), Tensor.from_numpy(y_np, device=dev)
     if name == "cnn256":
         model = Sequential(Conv2d(3, 32, 3, padding=1), ReLU(), Conv2d(32, 64, 3, padding=1), ReLU(),
                            MaxPool2d(2), Flatten(), Linear(64 * 16 * 16, 10)).to(dev)
@@ -63,31 +57,17 @@ def keydnn_step(name: str):
     else:
         model = Sequential(LayerNorm(512), Linear(512, 2048), ReLU(), Linear(2048, 512)).to(dev)
         loss_fn, opt = MSELoss(), Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-    return step
+    return training_step(model, loss_fn, opt, x, y)
 
 
 def torch_step(name: str):
     import torch
     nn = torch.nn
     dev = "cuda:0"
-    x_np, y_np = _data(name)
-    x = torch.from_numpy(x_np).to(dev)
     if name == "lstm":
-        x.requires_grad_()
-        layer = nn.LSTM(64, 128).to(dev)
-
-        def step():
-            x.grad = None
-            layer.zero_grad(set_to_none=True)
-            layer(x)[0].sum().backward()
-        return step
-    y = torch.from_numpy(y_np).to(dev)
+        return torch_lstm_step(dev, LSTM)
+    x_np, y_np = _data(name)
+    x, y = torch.from_numpy(x_np).to(dev), torch.from_numpy(y_np).to(dev)
     if name == "cnn256":
         model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
                               nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 16 * 16, 10)).to(dev)
@@ -95,13 +75,7 @@ def torch_step(name: str):
     else:
         model = nn.Sequential(nn.LayerNorm(512), nn.Linear(512, 2048), nn.ReLU(), nn.Linear(2048, 512)).to(dev)
         loss_fn, opt = nn.MSELoss(), torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-    return step
+    return training_step(model, loss_fn, opt, x, y)  # torch's zero_grad sets gradients to None by default
 
 
 def measure(framework: str, name: str) -> dict:

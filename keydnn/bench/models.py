@@ -38,18 +38,19 @@ def torch_seed_cnn_step(device: str = "cpu", batch: int = 64) -> Step:
     return training_step(model, loss_fn, opt, x, y)
 
 
-def _lstm_input() -> np.ndarray:
-    t, n, d, _ = LSTM_SHAPE
+def _lstm_input(shape: tuple[int, int, int, int] = LSTM_SHAPE) -> np.ndarray:
+    t, n, d, _ = shape
     return np.random.default_rng(0).standard_normal((t, n, d)).astype(np.float32)
 
 
-def keydnn_lstm_step(device: str = "cpu") -> Step:
+def keydnn_lstm_step(device: str = "cpu", shape: tuple[int, int, int, int] = LSTM_SHAPE) -> Step:
+    """Forward + backward of LSTM(D -> H) over time-major (T, N, D); ``shape`` is (T, N, D, H)."""
     from keydnn import Tensor
     from keydnn.infrastructure.recurrent import LSTM
 
-    _, _, d, h = LSTM_SHAPE
+    _, _, d, h = shape
     layer = LSTM(d, h, return_state=False).to(device)
-    x = Tensor.from_numpy(_lstm_input(), device=device, requires_grad=True)
+    x = Tensor.from_numpy(_lstm_input(shape), device=device, requires_grad=True)
 
     def step():
         x.grad = None
@@ -59,12 +60,12 @@ def keydnn_lstm_step(device: str = "cpu") -> Step:
     return step
 
 
-def torch_lstm_step(device: str = "cpu") -> Step:
+def torch_lstm_step(device: str = "cpu", shape: tuple[int, int, int, int] = LSTM_SHAPE) -> Step:
     import torch
 
-    _, _, d, h = LSTM_SHAPE
+    _, _, d, h = shape
     layer = torch.nn.LSTM(d, h).to(device)
-    x = torch.from_numpy(_lstm_input()).to(device).requires_grad_()
+    x = torch.from_numpy(_lstm_input(shape)).to(device).requires_grad_()
 
     def step():
         x.grad = None
