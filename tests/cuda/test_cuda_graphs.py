@@ -106,6 +106,41 @@ def test_adam_replay_uses_each_steps_bias_correction():
         np.testing.assert_array_equal(w, e)
 
 
+def test_graphs_and_eager_steps_interleaved_keep_every_tensor_intact():
+    """scripts/bench_cuda_graphs.py's pattern: eager and graphed steps of two models each, in batches of
+    many steps, alternating. The graphed GEMMs must not replay into memory the allocator hands out again
+    (once cuBLAS's capture-time workspace, dropped when its stream was changed back, corrupted the eager
+    model's labels). Each graphed run must match an eager twin of it, and no label may change."""
+    mlp_ref, lenet_ref = _mlp().to(DEV), _lenet().to(DEV)
+    runs = []
+    for kind, ref in (("mlp", mlp_ref), ("lenet", lenet_ref)):
+        _, eager_step, _, y_eager, _ = _setup(kind)
+        twin_model, twin_step, *_ = _setup(kind, ref)
+        model, step, _, y, _ = _setup(kind, ref)
+        graphed = keydnn.cuda.make_graphed_step(step, warmup=3)
+        for _ in range(3):
+            twin_step()
+        runs.append((kind, eager_step, y_eager, twin_model, twin_step, model, graphed, y))
+    labels = [(run[2].to_numpy().copy(), run[7].to_numpy().copy()) for run in runs]
+    for _ in range(3):
+        for _kind, eager_step, _, _, twin_step, _, graphed, _ in runs:
+            for _ in range(60):
+                eager_step()
+            for _ in range(60):
+                graphed()
+                twin_step()
+    keydnn.cuda.synchronize()  # a device-side label check that failed would raise here
+    for (kind, _, y_eager, twin_model, _, model, graphed, y), (ye, yg) in zip(runs, labels, strict=True):
+        np.testing.assert_array_equal(y_eager.to_numpy(), ye)
+        np.testing.assert_array_equal(y.to_numpy(), yg)
+        for w, e in zip(_weights(model), _weights(twin_model), strict=True):
+            if kind == "mlp":  # cuBLAS only: bit for bit
+                np.testing.assert_array_equal(w, e)
+            else:  # cuDNN may choose non-deterministic backward algorithms
+                np.testing.assert_allclose(w, e, rtol=1e-4, atol=1e-5)
+        graphed.reset()
+
+
 def test_new_batch_copied_into_the_static_input_reaches_the_replay():
     model = _mlp().to(DEV)
     x_np, _ = mlp_data()

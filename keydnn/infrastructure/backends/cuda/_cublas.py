@@ -29,6 +29,7 @@ _FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cublasCreate_v2": (c_int, [_handle_p]),
     "cublasDestroy_v2": (c_int, [c_void_p]),
     "cublasSetStream_v2": (c_int, [c_void_p, c_void_p]),
+    "cublasSetWorkspace_v2": (c_int, [c_void_p, c_void_p, ctypes.c_size_t]),
     "cublasSetMathMode": (c_int, [c_void_p, c_int]),
     "cublasGetProperty": (c_int, [c_int, POINTER(c_int)]),
     "cublasGetStatusString": (c_char_p, [c_int]),

@@ -185,9 +185,11 @@ def handle(device: int) -> int:
     return h
 
 
-def set_stream(stream: int) -> None:
-    """Point every cuDNN handle at ``stream`` (graphs.use_stream; new handles follow _cudart.stream)."""
-    for h in _handles.values():
+def set_stream(stream: int, device: int) -> None:
+    """Point ``device``'s cuDNN handle at ``stream`` of that device (graphs.use_stream; a handle created
+    later follows _cudart.stream)."""
+    h = _handles.get(device)
+    if h is not None:
         call("set_stream", "cudnnSetStream", h, stream or None)
 
 

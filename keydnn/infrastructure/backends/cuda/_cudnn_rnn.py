@@ -24,7 +24,7 @@ from .storage import c_strides
 # cudnnRNNInputMode_t, cudnnForwardMode_t, cudnnRNNDataLayout_t, cudnnWgradMode_t and the auxFlags #defines of
 # cudnnSetRNNDescriptor_v8; tests/cuda/test_cudnn_rnn.py checks them against the installed header by the
 # names in RNN_HEADER_NAMES. The data and math types (_cudnn.DATA_*, _cudnn.*_MATH) come from cudnn_graph.h.
-RNN_ALGO_STANDARD = 0
+RNN_ALGO_STANDARD, RNN_ALGO_PERSIST_STATIC, RNN_ALGO_PERSIST_STATIC_SMALL_H = 0, 1, 3
 RNN_RELU, RNN_TANH, RNN_LSTM, RNN_GRU = 0, 1, 2, 3
 RNN_DOUBLE_BIAS = 2
 RNN_UNIDIRECTIONAL, RNN_BIDIRECTIONAL = 0, 1
@@ -32,9 +32,11 @@ RNN_LINEAR_INPUT = 0
 FWD_MODE_INFERENCE, FWD_MODE_TRAINING = 0, 1
 RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED = 0, 1
 WGRAD_MODE_ADD = 0
-RNN_PADDED_IO_DISABLED = 0  # #define CUDNN_RNN_PADDED_IO_DISABLED 0
+RNN_PADDED_IO_DISABLED, RNN_PADDED_IO_ENABLED = 0, 1  # #define CUDNN_RNN_PADDED_IO_DISABLED 0, _ENABLED (1U << 0)
 RNN_HEADER_NAMES = {
-    "RNN_ALGO_STANDARD": "CUDNN_RNN_ALGO_STANDARD", "RNN_RELU": "CUDNN_RNN_RELU", "RNN_TANH": "CUDNN_RNN_TANH",
+    "RNN_ALGO_STANDARD": "CUDNN_RNN_ALGO_STANDARD", "RNN_ALGO_PERSIST_STATIC": "CUDNN_RNN_ALGO_PERSIST_STATIC",
+    "RNN_ALGO_PERSIST_STATIC_SMALL_H": "CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H",
+    "RNN_PADDED_IO_ENABLED": "CUDNN_RNN_PADDED_IO_ENABLED", "RNN_RELU": "CUDNN_RNN_RELU", "RNN_TANH": "CUDNN_RNN_TANH",
     "RNN_LSTM": "CUDNN_LSTM", "RNN_GRU": "CUDNN_GRU", "RNN_DOUBLE_BIAS": "CUDNN_RNN_DOUBLE_BIAS",
     "RNN_UNIDIRECTIONAL": "CUDNN_UNIDIRECTIONAL", "RNN_BIDIRECTIONAL": "CUDNN_BIDIRECTIONAL",
     "RNN_LINEAR_INPUT": "CUDNN_LINEAR_INPUT", "FWD_MODE_INFERENCE": "CUDNN_FWD_MODE_INFERENCE",
@@ -166,25 +168,29 @@ def no_dropout(op: str, h: int) -> int:
 
 
 def rnn_descriptor(op: str, h: int, cell_mode: int, dtype: int, math_type: int, input_size: int,
-                   hidden_size: int, bidirectional: bool = False) -> int:
-    """One layer (STANDARD algorithm, two biases, linear input, no projection, no padded I/O) computing in
-    ``dtype``."""
+                   hidden_size: int, bidirectional: bool = False, algo: int = RNN_ALGO_STANDARD,
+                   aux_flags: int = RNN_PADDED_IO_DISABLED) -> int:
+    """One layer (by default the STANDARD algorithm; two biases, linear input, no projection, no padded I/O)
+    computing in ``dtype``."""
     d = _rnn_new(op, "cudnnCreateRNNDescriptor")
-    rnn_call(op, "cudnnSetRNNDescriptor_v8", d, RNN_ALGO_STANDARD, cell_mode, RNN_DOUBLE_BIAS,
+    rnn_call(op, "cudnnSetRNNDescriptor_v8", d, algo, cell_mode, RNN_DOUBLE_BIAS,
              RNN_BIDIRECTIONAL if bidirectional else RNN_UNIDIRECTIONAL, RNN_LINEAR_INPUT, dtype, dtype,
-             math_type, input_size, hidden_size, hidden_size, 1, no_dropout(op, h), RNN_PADDED_IO_DISABLED)
+             math_type, input_size, hidden_size, hidden_size, 1, no_dropout(op, h), aux_flags)
     return d
 
 
-def rnn_data(op: str, dtype: int, steps: int, batch: int, vector: int) -> int:
+def rnn_data(op: str, dtype: int, steps: int, batch: int, vector: int,
+             layout: int = RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED) -> int:
     """An RNN data descriptor of (steps, batch, vector) time-major data, every sequence ``steps`` long.
 
     SEQ_MAJOR_PACKED is the one layout cuDNN takes with padded I/O disabled; with equal lengths its memory
-    is exactly the dense (T, N, vector) array.
+    is exactly the dense (T, N, vector) array, as is SEQ_MAJOR_UNPACKED's (which needs padded I/O enabled).
     """
     d = _rnn_new(op, "cudnnCreateRNNDataDescriptor")
-    rnn_call(op, "cudnnSetRNNDataDescriptor", d, dtype, RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, steps, batch, vector,
-             (c_int * batch)(*([steps] * batch)), None)
+    fill = c_float(0.0)
+    rnn_call(op, "cudnnSetRNNDataDescriptor", d, dtype, layout, steps, batch, vector,
+             (c_int * batch)(*([steps] * batch)),
+             None if layout == RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED else ctypes.byref(fill))
     return d
 
 

@@ -7,6 +7,7 @@ transposed-contiguous become CUBLAS_OP_T instead of a copy. TF32 is opt-in throu
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 
@@ -20,6 +21,44 @@ _INT_MAX = 2**31 - 1
 
 _tf32 = False
 _handles: dict[int, list[int]] = {}  # device -> [handle, math mode currently set on it]
+# (device, stream) -> the cuBLAS workspace bound while the handle works on that stream. Left to itself,
+# cuBLAS keeps a default workspace of its own, allocates another while a stream is captured into a CUDA graph
+# and drops it when the stream is changed back (cublasSetStream resets the workspace): the graph's GEMMs then
+# replay into memory cudaMalloc hands out again, and overwrite whatever the allocator later put there (seen
+# on the H200: a graphed MLP step alternating with an eager one found its labels overwritten by float data).
+# PyTorch binds a workspace per (handle, stream) for the same reason. These are cudaMalloc'd once, outside
+# every allocator pool, and kept for the process: a graph may be replayed as long as it lives.
+_workspaces: dict[tuple[int, int], int] = {}
+
+
+def workspace_bytes() -> int:
+    """Bytes of each bound cuBLAS workspace: ``KEYDNN_CUBLAS_WORKSPACE_MB`` (default 32 MiB, cuBLAS's own
+    recommendation for Hopper; more than the older architectures need)."""
+    raw = os.environ.get("KEYDNN_CUBLAS_WORKSPACE_MB", "32")
+    try:
+        mib = int(raw)
+    except ValueError:
+        raise ValueError(f"KEYDNN_CUBLAS_WORKSPACE_MB must be a whole number of MiB, got {raw!r}") from None
+    if mib < 0:
+        raise ValueError(f"KEYDNN_CUBLAS_WORKSPACE_MB must be >= 0, got {mib}")
+    return mib << 20
+
+
+def _bind_workspace(device: int, handle: int, stream: int) -> None:
+    """Give ``handle`` (of ``device``, now on ``stream``) the workspace KeyDNN keeps for that stream."""
+    nbytes = workspace_bytes()
+    key = (device, stream)
+    ptr = _workspaces.get(key)
+    if ptr is None:
+        if nbytes:
+            _cudart.set_device(device)
+            ptr = _cudart.malloc(nbytes)
+            if ptr <= 0:
+                _cudart.check(-ptr or 2, f"matmul: cudaMalloc of the {nbytes >> 20} MiB cuBLAS workspace")
+        else:
+            ptr = 0
+        _workspaces[key] = ptr
+    _cublas.call("matmul", "cublasSetWorkspace_v2", handle, ptr or None, nbytes if ptr else 0)
 
 
 def set_tf32(enabled: bool) -> None:
@@ -42,6 +81,7 @@ def _handle(device: int, math_mode: int) -> int:
         entry = _handles[device] = [_cublas.create_handle(), -1]
         if _cudart.stream:
             _cublas.call("matmul", "cublasSetStream_v2", entry[0], _cudart.stream)
+        _bind_workspace(device, entry[0], _cudart.stream)
     if entry[1] != math_mode:
         _cublas.call("matmul", "cublasSetMathMode", entry[0], math_mode)
         entry[1] = math_mode
@@ -61,10 +101,13 @@ def prepare(device: int) -> None:
     _handle(device, _cublas.TF32_TENSOR_OP_MATH if _tf32 else _cublas.DEFAULT_MATH)
 
 
-def set_stream(stream: int) -> None:
-    """Point every cuBLAS handle at ``stream`` (graphs.use_stream; new handles follow _cudart.stream)."""
-    for handle, _ in _handles.values():
-        _cublas.call("set_stream", "cublasSetStream_v2", handle, stream or None)
+def set_stream(stream: int, device: int) -> None:
+    """Point ``device``'s cuBLAS handle at ``stream`` of that device, with its workspace (graphs.use_stream;
+    a handle created later follows _cudart.stream)."""
+    entry = _handles.get(device)
+    if entry is not None:
+        _cublas.call("set_stream", "cublasSetStream_v2", entry[0], stream or None)
+        _bind_workspace(device, entry[0], stream)
 
 
 def _layout(rows: int, cols: int, rs: int, cs: int) -> tuple[int, int] | None:

@@ -48,18 +48,18 @@ def capture_stream(device: int) -> int:
     return s
 
 
-def _set_stream(stream: int) -> None:
-    """Make ``stream`` KeyDNN's current stream: the native library's launches, the cuBLAS/cuDNN handles' work,
-    and _cudart's copies all go to it."""
+def _set_stream(stream: int, device: int) -> None:
+    """Make ``stream`` (of ``device``) KeyDNN's current stream: the native library's launches, the device's
+    cuBLAS/cuDNN handles' work, and _cudart's copies all go to it."""
     if stream == _cudart.stream:
         return
     from . import _cudnn, blas
 
     _lib.check(_lib.lib.kd_set_stream(stream or None), "set_stream")
     _cudart.stream = stream
-    blas.set_stream(stream)
+    blas.set_stream(stream, device)
     if _cudnn._handles:
-        _cudnn.set_stream(stream)
+        _cudnn.set_stream(stream, device)
 
 
 @contextmanager
@@ -70,11 +70,11 @@ def use_stream(device: int) -> Iterator[int]:
         raise GraphCaptureError("use_stream", "already running on the capture stream (nested warm-up or capture)")
     stream = capture_stream(device)
     _cudart.synchronize()  # the stream does not wait on the legacy default stream by itself
-    _set_stream(stream)
+    _set_stream(stream, device)
     try:
         yield stream
     finally:
-        _set_stream(0)
+        _set_stream(0, device)
         if not _cudart.capturing:
             _cudart.stream_synchronize(stream)
 
