@@ -98,7 +98,11 @@ def _torch_rows(kind: str) -> dict[str, Callable[[], Any]]:
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-    return {f"PyTorch {torch.__version__} eager": eager, "PyTorch graph replay": graph.replay}
+    kept = (model, opt, x, y, loss)  # PyTorch's graphs replay these tensors' memory: the caller keeps them alive
+
+    def replay(graph=graph, kept=kept) -> None:
+        graph.replay()
+    return {f"PyTorch {torch.__version__} eager": eager, "PyTorch graph replay": replay}
 
 
 def _keydnn_rows(kind: str) -> dict[str, Callable[[], Any]]:

@@ -123,3 +123,56 @@ def test_another_graphs_block_freed_during_a_capture_waits_for_that_capture_too(
     _balanced(alloc)
     alloc.release_graph_pool(second)
     assert first.reserved_bytes == 0 and dev.used == 0 and alloc.stats()["graph_pools"] == 0
+
+
+def test_an_eager_block_live_at_capture_and_freed_after_it_is_never_handed_out_while_the_graph_lives():
+    """The graph replays the addresses of the tensors it used (parameters, optimizer state, static inputs): a
+    step's closure dying after its capture must not let eager code receive that memory."""
+    alloc, dev = make()
+    weights, _ = alloc.take(4096)
+    pool = GraphPool()
+    alloc.begin_capture(pool)
+    alloc.end_capture()
+    later, _ = alloc.take(4096)  # allocated after the capture: not the graph's
+    alloc.release(weights, 4096)  # the model died; the graph still writes there on replay
+    s = alloc.stats()
+    assert s["graph_parked_bytes"] == 4096
+    _balanced(alloc)
+    got = {alloc.take(4096)[0] for _ in range(8)}
+    assert weights not in got
+    alloc.release(later, 4096)  # never pinned: cached and handed out again at once
+    assert alloc.take(4096)[0] == later
+    alloc.release_graph_pool(pool)
+    assert alloc.stats()["graph_parked_bytes"] == 0
+    _balanced(alloc)
+    assert alloc.take(4096)[0] == weights  # free again once the graph is gone
+    assert dev.frees == 0
+
+
+def test_a_block_pinned_by_two_graphs_waits_for_both():
+    alloc, _ = make()
+    shared, _ = alloc.take(4096)
+    first, second = GraphPool(), GraphPool()
+    for pool in (first, second):
+        alloc.begin_capture(pool)
+        alloc.end_capture()
+    alloc.release(shared, 4096)
+    alloc.release_graph_pool(first)  # the second graph may still replay it
+    assert alloc.stats()["graph_parked_bytes"] == 4096 and shared in {b.ptr for b in second.parked}
+    assert alloc.take(4096)[0] != shared
+    alloc.release_graph_pool(second)
+    assert alloc.stats()["graph_parked_bytes"] == 0
+    _balanced(alloc)
+
+
+def test_a_block_freed_after_its_graph_is_gone_goes_straight_back_to_the_cache():
+    alloc, _ = make()
+    weights, _ = alloc.take(4096)
+    pool = GraphPool()
+    alloc.begin_capture(pool)
+    alloc.end_capture()
+    alloc.release_graph_pool(pool)
+    alloc.release(weights, 4096)
+    assert alloc.stats()["graph_parked_bytes"] == 0 and alloc.pinned == 0
+    assert alloc.take(4096)[0] == weights
+    _balanced(alloc)

@@ -297,6 +297,41 @@ def test_descriptor_cache_and_repeated_calls(rnn, monkeypatch):
     assert rnn.last_kernel["lstm_sequence_forward"] == rnn.CUDNN, rnn.fallbacks
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_persistent_and_standard_algorithms_agree(rnn, monkeypatch, cell):
+    """PERSIST_STATIC_SMALL_H (taken for small H) and STANDARD give the same outputs and gradients; with the
+    workspace limit at 0 the persistent algorithm is not taken and STANDARD runs."""
+    monkeypatch.setenv("KEYDNN_CUDNN_RNN", "1")
+    layer_cls = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[cell]
+    kwargs = {"reset_after": True} if cell == "gru" else {}
+    layer = layer_cls(6, 16, dtype="float32", return_state=False, **kwargs).to(DEV)
+    x_np = np.random.default_rng(11).standard_normal((40, 5, 6)).astype("float32")
+
+    def run(algo: str, limit: str) -> tuple[int, list[np.ndarray]]:
+        monkeypatch.setenv("KEYDNN_CUDNN_RNN_ALGO", algo)
+        monkeypatch.setenv("KEYDNN_CUDNN_WORKSPACE_MB", limit)
+        x = Tensor.from_numpy(x_np, device=DEV, requires_grad=True)
+        for p in layer.parameters():
+            p.grad = None
+        out = layer(x)
+        (out * out).sum().backward()
+        assert rnn.last_kernel[f"{cell}_sequence_backward"] == rnn.CUDNN, rnn.fallbacks
+        return rnn.last_algo[f"{cell}_sequence_forward"], [out.to_numpy(), x.grad.to_numpy()] + [
+            p.grad.to_numpy() for p in layer.parameters()]
+
+    from keydnn.infrastructure.backends.cuda import _cudnn_rnn
+
+    algo, auto = run("auto", "1024")
+    assert algo == _cudnn_rnn.RNN_ALGO_PERSIST_STATIC_SMALL_H, rnn.fallbacks
+    algo, standard = run("standard", "1024")
+    assert algo == _cudnn_rnn.RNN_ALGO_STANDARD
+    algo, limited = run("auto", "0")
+    assert algo == _cudnn_rnn.RNN_ALGO_STANDARD, rnn.fallbacks
+    for a, b, c in zip(auto, standard, limited, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(c, b, rtol=1e-4, atol=1e-5)
+
+
 def test_fallbacks(rnn, monkeypatch):
     """The seed's GRU (reset_after=False) and KEYDNN_CUDNN_RNN=0 take the KeyDNN path, with its results."""
     monkeypatch.setenv("KEYDNN_CUDNN_RNN", "1")

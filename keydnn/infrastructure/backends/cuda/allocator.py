@@ -14,10 +14,14 @@ on the host can be reused at once: later work is ordered after the earlier users
 
 A CUDA graph gets a private ``GraphPool`` (PyTorch's design): while it is being captured, every request is
 served from segments the pool owns, and every block freed during the capture is kept for that graph, so the
-addresses the graph replays stay valid and eager code never receives them. Eager blocks freed during the
-capture (and blocks of other graphs' pools) are parked, neither free nor handed out, until the graph is
-destroyed; blocks of the pool freed later go back to the pool. ``release_graph_pool`` gives the parked blocks
-back and returns the pool's wholly free segments to the driver, and the rest as their last users free them.
+addresses the graph replays stay valid and eager code never receives them. Every eager block live when a
+capture begins is pinned by that graph: the graph may read or write it on every replay (parameters, optimizer
+state, the static inputs), so when it is freed, during the capture or after it, it is parked, neither free
+nor handed out, until every graph that pinned it is destroyed. (PyTorch leaves keeping those tensors alive to
+the caller; a step whose closure died after its capture then replayed into memory reused by other tensors.)
+Blocks of other graphs' pools freed during a capture are parked too; blocks of the pool freed later go back to
+the pool. ``release_graph_pool`` gives the parked blocks back (or to the next live graph that pinned them)
+and returns the pool's wholly free segments to the driver, and the rest as their last users free them.
 
 The device calls are injected (``malloc``/``free``), so the logic runs on the CPU under a fake device.
 """
@@ -48,11 +52,12 @@ class Block:
     """A piece of one cudaMalloc segment; ``prev``/``next`` are its neighbours in that segment (None at the
     segment's ends), so a wholly free segment is one free block with neither."""
 
-    __slots__ = ("ptr", "size", "pool", "prev", "next", "free")
+    __slots__ = ("ptr", "size", "pool", "prev", "next", "free", "pins")
 
     def __init__(self, ptr: int, size: int, pool: _Pool, prev: Block | None = None,
                  nxt: Block | None = None) -> None:
         self.ptr, self.size, self.pool, self.prev, self.next, self.free = ptr, size, pool, prev, nxt, False
+        self.pins: list[GraphPool] | None = None  # the live graphs captured while this eager block was live
 
 
 class _Pool:
@@ -147,6 +152,7 @@ class DeviceAllocator:
         self.num_splits = self.num_merges = self.num_oom_retries = 0
         self.capture_pool: GraphPool | None = None  # the pool of the graph being captured, if any
         self.graph_pools: list[GraphPool] = []  # every pool not yet wholly returned to the driver
+        self.pinned = 0  # eager blocks handed out that a live graph pinned (release's fast path skips pins)
 
     def take(self, nbytes: int) -> tuple[int, int]:
         """(device address, block size) of a block of at least ``nbytes``; (0, 0) for nothing."""
@@ -183,6 +189,8 @@ class DeviceAllocator:
         size = b.size
         self.allocated_bytes -= size
         pool = b.pool
+        if self.pinned and b.pins is not None and self._park_pinned(b):
+            return
         if pool.owner is not None or self.capture_pool is not None:
             self._release_graph(b)
             return
@@ -201,6 +209,23 @@ class DeviceAllocator:
         self.capture_pool = pool
         if pool not in self.graph_pools:
             self.graph_pools.append(pool)
+        for b in self._active.values():  # every eager block the graph may touch on replay
+            if b.pool.owner is None:
+                if b.pins is None:
+                    b.pins = []
+                    self.pinned += 1
+                b.pins.append(pool)
+
+    def _park_pinned(self, b: Block) -> bool:
+        """Park eager block ``b`` (just freed) with the first live graph that pinned it; False when none is."""
+        pins = [gp for gp in b.pins if not gp.retired]
+        self.pinned -= 1
+        if not pins:
+            b.pins = None
+            return False
+        b.pins = pins
+        pins[0].parked.append(b)
+        return True
 
     def end_capture(self) -> None:
         self.capture_pool = None
@@ -242,6 +267,12 @@ class DeviceAllocator:
         pool.retired = True
         parked, pool.parked = pool.parked, []
         for b in parked:
+            pins = [gp for gp in b.pins if not gp.retired] if b.pins else []
+            if pins:  # another live graph pinned it too: it stays parked, with that graph
+                b.pins = pins
+                pins[0].parked.append(b)
+                continue
+            b.pins = None
             b.pool.push(b)
         for owner in {id(b.pool.owner): b.pool.owner for b in parked if b.pool.owner is not None}.values():
             if owner.retired:

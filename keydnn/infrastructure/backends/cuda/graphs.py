@@ -11,7 +11,9 @@ stream (so cuBLAS workspaces, cuDNN plans and optimizer state are made outside t
 capture, and returns a callable that replays it.
 
 What a capture fixes: shapes, dtypes, every address (inputs and outputs are the tensors the capture saw,
-so copy new batches into them: ``Tensor.copy_from_numpy`` / ``Tensor.copy_from``) and every hyper-parameter
+so copy new batches into them: ``Tensor.copy_from_numpy`` / ``Tensor.copy_from``; the memory of every tensor
+live when the capture began stays reserved for the graph until it is reset, even if the tensor dies, since a
+replay may still read or write it: allocator.py) and every hyper-parameter
 passed to a kernel (a learning rate changed later does not reach the graph). Host state a step changes is
 redone per replay through ``keydnn.infrastructure.capture`` hooks (Adam's step count and bias corrections,
 fault-check tickets). A read-back, a host-to-device copy, a synchronisation or a random draw inside the
@@ -181,10 +183,12 @@ def graph(cuda_graph: CUDAGraph):
 
 class GraphedStep:
     """A step captured once: calling it replays the graph and returns the captured step's outputs (the same
-    tensors every time, holding the latest replay's values)."""
+    tensors every time, holding the latest replay's values). It holds the captured callable, and with it
+    whatever that closes over (model, optimizer, data), as long as the graph may replay their memory."""
 
-    def __init__(self, graph: CUDAGraph, outputs: Any, static_inputs: tuple) -> None:
-        self.graph, self.outputs, self.static_inputs = graph, outputs, static_inputs
+    def __init__(self, graph: CUDAGraph, outputs: Any, static_inputs: tuple,
+                 fn: Callable[..., Any] | None = None) -> None:
+        self.graph, self.outputs, self.static_inputs, self.fn = graph, outputs, static_inputs, fn
 
     def __call__(self) -> Any:
         self.graph.replay()
@@ -223,4 +227,4 @@ def make_graphed_step(fn: Callable[..., Any], *static_inputs: Any, warmup: int =
     g = CUDAGraph(dev)
     with g.capture():
         outputs = fn(*static_inputs)
-    return GraphedStep(g, outputs, static_inputs)
+    return GraphedStep(g, outputs, static_inputs, fn)

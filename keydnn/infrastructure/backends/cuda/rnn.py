@@ -8,8 +8,9 @@ weight space in cuDNN's layout (rnn_layout.py: per gate row-major (H, C), gates 
 gradient weight space is copied back; the training forward's reserve space lives in ``saved`` until the
 backward. Data is described as SEQ_MAJOR_PACKED with every length T (the layout cuDNN takes with padded I/O
 disabled; its memory is the dense (T, N, D) array); operands that are strided or not 16-byte aligned (h0[i] of
-a stack) are copied first. Descriptors, weight layouts and the device array of sequence lengths are cached
-per (device, cell, dtype, math type, D, H) and that plus (T, N).
+a stack) are copied first. The algorithm is PERSIST_STATIC_SMALL_H where cuDNN takes it within the workspace
+limit, else STANDARD (``algorithms``). Descriptors and weight layouts are cached per (device, cell, dtype,
+math type, D, H, algorithm), temp-space sizes and the device array of sequence lengths per that plus (T, N).
 
 float32 runs with CUDNN_FMA_MATH: CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores on Ampere and later
 (as cuDNN's convolutions do), which would break parity with float64 references; blas.set_tf32(True)
@@ -46,6 +47,7 @@ _DTYPES = {np.dtype(np.float32): _cudnn.DATA_FLOAT, np.dtype(np.float64): _cudnn
 _MODES = {"rnn": _cudnn_rnn.RNN_TANH, "lstm": _cudnn_rnn.RNN_LSTM, "gru": _cudnn_rnn.RNN_GRU}
 
 last_kernel: dict[str, str] = {}
+last_algo: dict[str, int] = {}  # forward kernel -> the cudnnRNNAlgo_t its last cuDNN call ran
 fallbacks: dict[tuple, str] = {}  # configuration -> why cuDNN did not take it
 
 
@@ -64,6 +66,7 @@ class _Plan:
     desc: int  # cudnnRNNDescriptor_t
     layout: WeightLayout
     space_bytes: int
+    algo: int  # cudnnRNNAlgo_t
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class _Shape:
     seq_lengths: CudaArray  # int32 [N] on the device, every entry T (cudnnRNNForward's devSeqLengths)
     work_bytes: int
     reserve_bytes: int
+    key: tuple  # (device, cell, dtype, math type, D, H, algorithm, T, N)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class _Saved:
 
 _plans: dict[tuple, _Plan | None] = {}
 _shapes: dict[tuple, _Shape] = {}
+_refused: set[tuple] = set()  # (configuration, algorithm, T, N) cuDNN refused, or whose workspace is over the limit
 
 
 def _math_type(dtype: np.dtype) -> int:
@@ -127,8 +132,28 @@ def _weight_layout(op: str, h: int, desc: int, cell: str, code: int, dtype: np.d
     return WeightLayout.from_offsets(cell, input_size, hidden, nbytes // item, tuple(offsets)), nbytes
 
 
+def algorithms() -> tuple[int, ...]:
+    """The cuDNN RNN algorithms to try, fastest first. PERSIST_STATIC_SMALL_H keeps the recurrent weights
+    on chip for the whole sequence: on the H200 it took the LSTM(16 -> 32) forward + backward from 26 to 1.0
+    us per step at T=512 and LSTM(64 -> 128) from 23 to 4.9 (reports/gpu/rnn_variants_h200.txt); cuDNN
+    refuses it for hidden sizes it cannot hold, and its workspace grows with T * N, so it is taken only
+    while that workspace fits KEYDNN_CUDNN_WORKSPACE_MB (the convolutions' limit). KEYDNN_CUDNN_RNN_ALGO=
+    standard keeps to the STANDARD algorithm (a GEMM and a gate kernel per step)."""
+    if os.environ.get("KEYDNN_CUDNN_RNN_ALGO", "auto").lower() == "standard":
+        return (_cudnn_rnn.RNN_ALGO_STANDARD,)
+    return (_cudnn_rnn.RNN_ALGO_PERSIST_STATIC_SMALL_H, _cudnn_rnn.RNN_ALGO_STANDARD)
+
+
+def _workspace_limit() -> int:
+    from .conv import _workspace_limit as limit
+
+    return limit()
+
+
 def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _Shape] | None:
-    """(handle, plan, shape) for this problem, or None (reason in ``fallbacks``) when cuDNN will not take it."""
+    """(handle, plan, shape) for this problem, or None (reason in ``fallbacks``) when cuDNN will not take it:
+    the first of ``algorithms()`` that cuDNN accepts for this configuration and, unless it is STANDARD,
+    whose workspace fits the limit."""
     dtype, device = x.dtype, x.device
     code, math_type = _DTYPES[dtype], _math_type(dtype)
     steps, batch, features = x.shape
@@ -136,29 +161,44 @@ def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _
     try:
         _cudart.set_device(device)
         h = _cudnn.handle(device)
-        plan = _plans.get(key, False)
-        if plan is False:
-            _plans[key] = None  # a failure below leaves the key refused
-            desc = _cudnn_rnn.rnn_descriptor(op, h, _MODES[cell], code, math_type, features, hidden)
-            layout, nbytes = _weight_layout(op, h, desc, cell, code, dtype, features, hidden, device)
-            plan = _plans[key] = _Plan(desc, layout, nbytes)
-        if plan is None:
-            return None
-        shape_key = key + (steps, batch)
-        shape = _shapes.get(shape_key)
-        if shape is None:
-            x_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, features)
-            y_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, hidden)
-            h_desc = _cudnn_rnn.tensor_nd(op, code, (1, batch, hidden))
-            work, reserve = _cudnn_rnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, x_desc)
-            lengths = np.full(batch, steps, np.int32)  # int32 on the device: raw bytes (CudaArrays hold int64)
-            seq = storage.workspace(lengths.nbytes, device)
-            _cudart.memcpy(seq.ptr, lengths.ctypes.data, lengths.nbytes, _cudart.MEMCPY_H2D)
-            shape = _shapes[shape_key] = _Shape(x_desc, y_desc, h_desc, seq, work, reserve)
-        return h, plan, shape
     except (NativeLibraryError, DeviceNotSupportedError) as exc:
         fallbacks[key] = str(exc)
         return None
+    for algo in algorithms():
+        plan_key = key + (algo,)
+        shape_key = plan_key + (steps, batch)
+        if shape_key in _refused:
+            continue
+        try:
+            plan = _plans.get(plan_key, False)
+            if plan is False:
+                _plans[plan_key] = None  # a failure below leaves the key refused
+                desc = _cudnn_rnn.rnn_descriptor(op, h, _MODES[cell], code, math_type, features, hidden,
+                                                 algo=algo)
+                layout, nbytes = _weight_layout(op, h, desc, cell, code, dtype, features, hidden, device)
+                plan = _plans[plan_key] = _Plan(desc, layout, nbytes, algo)
+            if plan is None:
+                continue
+            shape = _shapes.get(shape_key)
+            if shape is None:
+                x_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, features)
+                y_desc = _cudnn_rnn.rnn_data(op, code, steps, batch, hidden)
+                h_desc = _cudnn_rnn.tensor_nd(op, code, (1, batch, hidden))
+                work, reserve = _cudnn_rnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING,
+                                                                x_desc)
+                if algo != _cudnn_rnn.RNN_ALGO_STANDARD and work > _workspace_limit():
+                    _refused.add(shape_key)
+                    fallbacks[shape_key] = f"workspace {work} bytes over the limit {_workspace_limit()}"
+                    continue
+                lengths = np.full(batch, steps, np.int32)  # int32 on the device: raw bytes (CudaArrays hold int64)
+                seq = storage.workspace(lengths.nbytes, device)
+                _cudart.memcpy(seq.ptr, lengths.ctypes.data, lengths.nbytes, _cudart.MEMCPY_H2D)
+                shape = _shapes[shape_key] = _Shape(x_desc, y_desc, h_desc, seq, work, reserve, shape_key)
+            return h, plan, shape
+        except (NativeLibraryError, DeviceNotSupportedError) as exc:
+            fallbacks[shape_key] = str(exc)
+            _refused.add(shape_key)
+    return None
 
 
 def _usable(cell: str, x: Any, states: tuple, params: tuple) -> bool:
@@ -254,12 +294,21 @@ def _forward(k: Any, cell: str, kernel: str, x: CudaArray, h0: Any, c0: Any, par
     cy_out = cy if cy is None or cy.ptr % _ALIGN == 0 else storage.new(cy.shape, cy.dtype, cy.device)
     work = storage.workspace(shape.work_bytes, x.device)
     reserve = storage.workspace(shape.reserve_bytes, x.device)
-    _cudnn_rnn.rnn_call(
-        op, "cudnnRNNForward", h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, shape.seq_lengths.ptr,
-        shape.x_desc, xc.ptr, shape.y_desc, y.ptr,
-        shape.h_desc, _ptr(hx), None,  # hy: the last h is y's row T-1
-        shape.h_desc, _ptr(cx), _ptr(cy_out),
-        plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None, shape.reserve_bytes, reserve.ptr or None)
+    try:
+        _cudnn_rnn.rnn_call(
+            op, "cudnnRNNForward", h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING, shape.seq_lengths.ptr,
+            shape.x_desc, xc.ptr, shape.y_desc, y.ptr,
+            shape.h_desc, _ptr(hx), None,  # hy: the last h is y's row T-1
+            shape.h_desc, _ptr(cx), _ptr(cy_out),
+            plan.space_bytes, space.ptr, shape.work_bytes, work.ptr or None, shape.reserve_bytes,
+            reserve.ptr or None)
+    except NativeLibraryError as exc:
+        if plan.algo == _cudnn_rnn.RNN_ALGO_STANDARD:
+            raise
+        # refused at run time rather than at setup: note it, and run this shape with the next algorithm
+        _refused.add(shape.key)
+        fallbacks[shape.key] = str(exc)
+        return _forward(k, cell, kernel, x, h0, c0, params, reverse)
     if cy_out is not cy:
         copy_strided(cy, cy_out)
     if reverse:
@@ -271,6 +320,7 @@ def _forward(k: Any, cell: str, kernel: str, x: CudaArray, h0: Any, c0: Any, par
         out = y
     saved = _Saved(cell, plan, shape, xc, hx, cx, y, space, reserve, reverse, params[2] is not None,
                    params[3] is not None)
+    last_algo[kernel] = plan.algo
     _note(kernel, CUDNN)
     return out, saved
 
