@@ -136,8 +136,8 @@ def test_graphs_and_eager_steps_interleaved_keep_every_tensor_intact():
         for w, e in zip(_weights(model), _weights(twin_model), strict=True):
             if kind == "mlp":  # cuBLAS only: bit for bit
                 np.testing.assert_array_equal(w, e)
-            else:  # cuDNN may choose non-deterministic backward algorithms
-                np.testing.assert_allclose(w, e, rtol=1e-4, atol=1e-5)
+            else:  # cuDNN's non-deterministic backward algorithms drift apart over 183 steps (seen: 2.4e-4);
+                np.testing.assert_allclose(w, e, rtol=0, atol=2e-3)  # reused memory would be far off
         graphed.reset()
 
 

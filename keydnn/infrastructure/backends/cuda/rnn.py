@@ -186,14 +186,13 @@ def _setup(op: str, cell: str, x: CudaArray, hidden: int) -> tuple[int, _Plan, _
                 h_desc = _cudnn_rnn.tensor_nd(op, code, (1, batch, hidden))
                 work, reserve = _cudnn_rnn.rnn_temp_space_sizes(op, h, plan.desc, _cudnn_rnn.FWD_MODE_TRAINING,
                                                                 x_desc)
-                if algo != _cudnn_rnn.RNN_ALGO_STANDARD and work > _workspace_limit():
-                    _refused.add(shape_key)
-                    fallbacks[shape_key] = f"workspace {work} bytes over the limit {_workspace_limit()}"
-                    continue
                 lengths = np.full(batch, steps, np.int32)  # int32 on the device: raw bytes (CudaArrays hold int64)
                 seq = storage.workspace(lengths.nbytes, device)
                 _cudart.memcpy(seq.ptr, lengths.ctypes.data, lengths.nbytes, _cudart.MEMCPY_H2D)
                 shape = _shapes[shape_key] = _Shape(x_desc, y_desc, h_desc, seq, work, reserve, shape_key)
+            if algo != _cudnn_rnn.RNN_ALGO_STANDARD and shape.work_bytes > _workspace_limit():
+                fallbacks[shape_key] = f"workspace {shape.work_bytes} bytes over the limit {_workspace_limit()}"
+                continue  # (checked per call: the limit may change)
             return h, plan, shape
         except (NativeLibraryError, DeviceNotSupportedError) as exc:
             fallbacks[shape_key] = str(exc)
