@@ -132,6 +132,65 @@ void launch_softmax(T *out, const T *in, int64_t outer, int64_t k, int64_t inner
   }
 }
 
+// Backward of softmax / log-softmax given the forward's output y and the incoming gradient g:
+//   softmax:      dx = y * (g - sum(g * y))
+//   log-softmax:  dx = g - exp(y) * sum(g)
+// One read of y and g and one write of dx per element (the composite formula takes five passes).
+template <typename T, int GROUP, bool LOG>
+__global__ void softmax_backward_rows(T *dx, const T *y, const T *g, int64_t rows, int64_t k) {
+  using A = Acc<T>;
+  int64_t row;
+  int lane;
+  row_position<GROUP>(row, lane);
+  if (GROUP == 32 && row >= rows) return;
+  const T *yr = y + row * k, *gr = g + row * k;
+  T *d = dx + row * k;
+  A acc = 0;
+  if (LOG) {
+    for (int64_t j = lane; j < k; j += GROUP) acc += (A)gr[j];
+  } else {
+    for (int64_t j = lane; j < k; j += GROUP) acc += (A)gr[j] * (A)yr[j];
+  }
+  const A dot = group_sum<GROUP>(acc);
+  if (LOG) {
+    for (int64_t j = lane; j < k; j += GROUP) d[j] = T((A)gr[j] - kd::fast_exp((A)yr[j]) * dot);
+  } else {
+    for (int64_t j = lane; j < k; j += GROUP) d[j] = T((A)yr[j] * ((A)gr[j] - dot));
+  }
+}
+
+template <typename T, bool LOG>
+__global__ void softmax_backward_columns(T *dx, const T *y, const T *g, int64_t outer, int64_t k,
+                                         int64_t inner) {
+  using A = Acc<T>;
+  const int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (idx >= outer * inner) return;
+  const int64_t o = idx / inner, i = idx - o * inner, base = o * k * inner + i;
+  A dot = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t at = base + j * inner;
+    dot += LOG ? (A)g[at] : (A)g[at] * (A)y[at];
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t at = base + j * inner;
+    dx[at] = LOG ? T((A)g[at] - kd::fast_exp((A)y[at]) * dot) : T((A)y[at] * ((A)g[at] - dot));
+  }
+}
+
+template <typename T, bool LOG>
+void launch_softmax_backward(T *dx, const T *y, const T *g, int64_t outer, int64_t k, int64_t inner) {
+  if (inner == 1) {
+    if (k <= 1024)
+      kd::launch(softmax_backward_rows<T, 32, LOG>, (unsigned)kd::ceil_div(outer, kd::kThreads / 32),
+                 kd::kThreads, dx, y, g, outer, k);
+    else
+      kd::launch(softmax_backward_rows<T, 512, LOG>, (unsigned)outer, 512, dx, y, g, outer, k);
+  } else {
+    kd::launch(softmax_backward_columns<T, LOG>, (unsigned)kd::ceil_div(outer * inner, kd::kThreads),
+               kd::kThreads, dx, y, g, outer, k, inner);
+  }
+}
+
 }  // namespace
 
 extern "C" int kd_softmax(int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner,
@@ -143,6 +202,17 @@ extern "C" int kd_softmax(int dtype, void *out, const void *a, int64_t outer, in
     if (log) launch_softmax<scalar_t, true>(o, x, outer, k, inner);
     else launch_softmax<scalar_t, false>(o, x, outer, k, inner));
   return kd::check_launch("softmax");
+}
+
+extern "C" int kd_softmax_backward(int dtype, void *dx, const void *y, const void *g, int64_t outer, int64_t k,
+                                   int64_t inner, int log) {
+  if (outer * k * inner == 0) return KD_OK;
+  if (outer > INT32_MAX) return kd::fail(KD_ERR_ARGUMENT, "softmax_backward: too many rows");
+  KD_DISPATCH_FLOAT(dtype, "softmax_backward",
+    scalar_t *d = (scalar_t *)dx; const scalar_t *yy = (const scalar_t *)y; const scalar_t *gg = (const scalar_t *)g;
+    if (log) launch_softmax_backward<scalar_t, true>(d, yy, gg, outer, k, inner);
+    else launch_softmax_backward<scalar_t, false>(d, yy, gg, outer, k, inner));
+  return kd::check_launch("softmax_backward");
 }
 
 extern "C" int kd_softmax_xent_forward(int dtype, void *loss, void *probs, const void *logits,

@@ -327,9 +327,10 @@ def test_persistent_and_standard_algorithms_agree(rnn, monkeypatch, cell):
     assert algo == _cudnn_rnn.RNN_ALGO_STANDARD
     algo, limited = run("auto", "0")
     assert algo == _cudnn_rnn.RNN_ALGO_STANDARD, rnn.fallbacks
-    for a, b, c in zip(auto, standard, limited, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(c, b, rtol=1e-4, atol=1e-5)
+    for a, b, c in zip(auto, standard, limited, strict=True):  # float32 sums in another order: a tolerance
+        atol = 1e-5 * max(1.0, float(np.abs(b).max()))            # on the scale of each array (grads reach 60)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
+        np.testing.assert_allclose(c, b, rtol=1e-4, atol=atol)
 
 
 def test_fallbacks(rnn, monkeypatch):

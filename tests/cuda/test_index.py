@@ -78,6 +78,33 @@ def test_embedding_lookup(kt, rng):
     assert_close(kt.to_host(kt.getitem(kt.from_host(weight), (kt.from_host(ids),))), weight[ids])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize("width", [1, 3, 8, 64, 1000])
+def test_whole_row_gather_and_scatter(kt, rng, dtype, width):
+    """x[idx] and its index_add/setitem backward on rows that are contiguous on both sides (the fast row
+    kernels): widths that fill 16-byte vectors and widths that do not, row starts that are aligned and (a
+    view one element in) ones that are not, repeated indices."""
+    base = (rng.standard_normal((41, width)) * 10).astype(dtype)
+    idx = rng.integers(0, 40, 300)
+    idx[:20] = 7  # repeats
+    for a, dev in ((base, kt.from_host(base)), (base[1:], kt.getitem(kt.from_host(base), (slice(1, None),)))):
+        got = kt.to_host(kt.getitem(dev, (kt.from_host(idx),)))
+        np.testing.assert_array_equal(got, a[idx])
+    if dtype == np.bool_:
+        return
+    values = (rng.standard_normal((300, width)) * 10).astype(dtype)
+    ref = np.zeros((40, width), dtype)
+    np.add.at(ref, idx, values)
+    assert_close(kt.to_host(kt.index_add((40, width), dtype, (kt.from_host(idx),), kt.from_host(values))), ref,
+                 rtol=1e-5)
+    unique = rng.permutation(40)[:25]
+    target = kt.zeros((40, width), dtype)
+    kt.setitem(target, (kt.from_host(unique),), kt.from_host(values[:25]))
+    expect = np.zeros((40, width), dtype)
+    expect[unique] = values[:25]
+    np.testing.assert_array_equal(kt.to_host(target), expect)
+
+
 @pytest.mark.parametrize("index", BASIC[:-1] + ADVANCED[:-1], ids=str)
 def test_setitem(kt, rng, index):
     a = _array(rng, np.float64)

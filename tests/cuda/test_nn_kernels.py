@@ -45,6 +45,31 @@ def test_softmax_and_log_softmax(kt, rng, shape_axis, dtype):
     assert_close(kt.to_host(kt.log_softmax(da, axis)), REF.log_softmax(a, axis % len(shape)), **_tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "shape_axis", [((5,), 0), ((4, 10), 1), ((4, 10), 0), ((3, 4, 5), 1), ((2, 3000), 1), ((7, 33, 2), -1),
+                   ((6, 0), 1)], ids=str)
+def test_fused_softmax_backward_matches_the_composite_formula(kt, rng, shape_axis, dtype):
+    """The fused CUDA kernels (a warp or a block per row, a thread per column) against the NumPy table's
+    composite y * (g - sum(g * y)) and g - exp(y) * sum(g); g also as a transposed view."""
+    shape, axis = shape_axis
+    axis %= len(shape)
+    a = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    for fwd, bwd in (("softmax", "softmax_backward"), ("log_softmax", "log_softmax_backward")):
+        y = getattr(REF, fwd)(a, axis) if a.size else a
+        want = getattr(REF, bwd)(y, g, axis)
+        got = getattr(kt, bwd)(kt.from_host(y), kt.from_host(g), axis)
+        assert_close(kt.to_host(got), want, **_tol(dtype))
+    if len(shape) == 2 and a.size:
+        y = REF.softmax(a, axis)
+        g_t = kt.transpose(kt.from_host(np.ascontiguousarray(g.T)), (1, 0))  # same values, strided
+        assert_close(kt.to_host(kt.softmax_backward(kt.from_host(y), g_t, axis)),
+                     REF.softmax_backward(y, g, axis), **_tol(dtype))
+    with pytest.raises(ShapeError):
+        kt.softmax_backward(kt.from_host(a), kt.from_host(np.zeros((1, 2), dtype)), 0)
+
+
 def test_softmax_large_logits_and_views(kt, rng):
     a = np.array([[1000.0, 1001.0, -1000.0], [-np.inf, 0.0, 1.0]], np.float32)
     assert_close(kt.to_host(kt.softmax(kt.from_host(a), 1)), REF.softmax(a, 1), rtol=1e-5, atol=1e-7)

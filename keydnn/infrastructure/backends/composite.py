@@ -38,8 +38,17 @@ def lstm_gates_backward(k: Any, dh: Any, dc: Any, u: Any, c_prev: Any, tc: Any) 
     return dv, k.multiply(g_c, f)
 
 
+def softmax_backward(k: Any, y: Any, g: Any, axis: int) -> Any:
+    gy = k.multiply(g, y)  # dx = y * (g - sum(g * y))
+    return k.subtract(gy, k.multiply(y, k.sum(gy, axis, True)))
+
+
+def log_softmax_backward(k: Any, y: Any, g: Any, axis: int) -> Any:
+    return k.subtract(g, k.multiply(k.exp(y), k.sum(g, axis, True)))
+
+
 _SEQUENCE = tuple(f"{cell}_sequence_{way}" for cell in ("rnn", "lstm", "gru") for way in ("forward", "backward"))
-COMPOSITE = ("lstm_gates_forward", "lstm_gates_backward") + _SEQUENCE
+COMPOSITE = ("lstm_gates_forward", "lstm_gates_backward", "softmax_backward", "log_softmax_backward") + _SEQUENCE
 
 
 def bind(table: Any) -> Any:

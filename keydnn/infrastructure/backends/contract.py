@@ -66,6 +66,8 @@ KERNELS: dict[str, str] = {
     # fused nn kernels
     "softmax": "(a, axis)",
     "log_softmax": "(a, axis)",
+    "softmax_backward": "(y, g, axis) -> dx = y * (g - sum(g * y, axis)); y is softmax's output",
+    "log_softmax_backward": "(y, g, axis) -> dx = g - exp(y) * sum(g, axis); y is log_softmax's output",
     "softmax_xent_forward": "(logits (N,C), labels int64 (N,)) -> (loss (N,), probs (N,C)); a label outside "
                             "[0, C) raises ShapeError (a device backend may raise at its next synchronisation)",
     "softmax_xent_backward": "(probs (N,C), labels (N,), g (N,)) -> dlogits (N,C) = (probs - onehot) * g[:,None]",

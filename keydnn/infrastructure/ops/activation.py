@@ -18,9 +18,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         y, axis = ctx.saved
-        k = ctx.k
-        gy = k.multiply(g, y)  # dx = y * (g - sum(g * y))
-        return (k.subtract(gy, k.multiply(y, k.sum(gy, axis, True))),)
+        return (ctx.k.softmax_backward(y, g, axis),)  # y * (g - sum(g * y)); one fused kernel on CUDA
 
 
 class LogSoftmax(Function):
@@ -33,8 +31,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         y, axis = ctx.saved
-        k = ctx.k
-        return (k.subtract(g, k.multiply(k.exp(y), k.sum(g, axis, True))),)
+        return (ctx.k.log_softmax_backward(y, g, axis),)  # g - exp(y) * sum(g)
 
 
 def softmax(a: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:

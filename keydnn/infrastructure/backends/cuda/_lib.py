@@ -145,6 +145,7 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_normal": (_INT, [_INT, _P, _I64, _D, _D, _c.c_uint64]),
     "kd_dropout_mask": (_INT, [_INT, _P, _I64, _D, _c.c_uint64]),
     "kd_softmax": (_INT, [_INT, _P, _P, _I64, _I64, _I64, _INT]),
+    "kd_softmax_backward": (_INT, [_INT, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "kd_softmax_xent_forward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64, _P, _I64]),
     "kd_softmax_xent_backward": (_INT, [_INT, _P, _P, _P, _P, _I64, _I64]),
     "kd_sgd_step": (_INT, [_INT, _I64, _PP, _PP, _PP, _I64P, _D, _D, _D, _INT, _D]),

@@ -55,6 +55,26 @@ def log_softmax(a: CudaArray, axis: int) -> CudaArray:
     return _softmax("log_softmax", a, axis, 1)
 
 
+def _softmax_backward(op: str, y: CudaArray, g: CudaArray, axis: int, log: int) -> CudaArray:
+    code = _float(op, y)
+    if type(g) is not CudaArray or g.shape != y.shape or g.dtype != y.dtype or g.device != y.device:
+        raise ShapeError(op, "the gradient must match the forward output in shape, dtype and device", y, g)
+    (ax,) = normalize_axes(op, y, int(axis))
+    yc, gc = contiguous(y), contiguous(g)
+    out = empty(y.shape, y.dtype, y.device)
+    outer, k, inner = _prod(y.shape[:ax]), y.shape[ax], _prod(y.shape[ax + 1 :])
+    _check(_lib.lib.kd_softmax_backward(code, out.ptr, yc.ptr, gc.ptr, outer, k, inner, log), op)
+    return out
+
+
+def softmax_backward(y: CudaArray, g: CudaArray, axis: int) -> CudaArray:
+    return _softmax_backward("softmax_backward", y, g, axis, 0)
+
+
+def log_softmax_backward(y: CudaArray, g: CudaArray, axis: int) -> CudaArray:
+    return _softmax_backward("log_softmax_backward", y, g, axis, 1)
+
+
 def _labels(op: str, labels: CudaArray, n: int) -> CudaArray:
     if type(labels) is not CudaArray:
         raise DTypeError(op, "labels must be a CudaArray", labels)
