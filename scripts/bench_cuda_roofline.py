@@ -112,8 +112,7 @@ def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[
         "max over rows (axis 1)": lambda: kt.max(m, (1,), False),
         "transpose copy": lambda: kt.ascontiguousarray(kt.transpose(m, (1, 0))),
         "softmax rows": lambda: kt.softmax(m, 1),
-        # KeyDNN's softmax backward is the autograd formula over primitives: y * (g - sum(g * y, axis))
-        "softmax backward": lambda: kt.multiply(sm, kt.subtract(g, kt.sum(kt.multiply(g, sm), (1,), True))),
+        "softmax backward": lambda: kt.softmax_backward(sm, g, 1),
         "log_softmax rows": lambda: kt.log_softmax(m, 1),
         "layer_norm forward": lambda: kt.layer_norm_forward(m, gamma, beta, 1, 1e-5),
         "layer_norm backward": lambda: kt.layer_norm_backward(g, m, gamma, ln_mean, ln_inv, 1),

@@ -95,8 +95,8 @@ def test_whole_row_gather_and_scatter(kt, rng, dtype, width):
     values = (rng.standard_normal((300, width)) * 10).astype(dtype)
     ref = np.zeros((40, width), dtype)
     np.add.at(ref, idx, values)
-    assert_close(kt.to_host(kt.index_add((40, width), dtype, (kt.from_host(idx),), kt.from_host(values))), ref,
-                 rtol=1e-5)
+    got = kt.to_host(kt.index_add((40, width), dtype, (kt.from_host(idx),), kt.from_host(values)))
+    assert_close(got, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))  # atomics sum in any order
     unique = rng.permutation(40)[:25]
     target = kt.zeros((40, width), dtype)
     kt.setitem(target, (kt.from_host(unique),), kt.from_host(values[:25]))

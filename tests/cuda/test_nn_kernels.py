@@ -66,8 +66,11 @@ def test_fused_softmax_backward_matches_the_composite_formula(kt, rng, shape_axi
         g_t = kt.transpose(kt.from_host(np.ascontiguousarray(g.T)), (1, 0))  # same values, strided
         assert_close(kt.to_host(kt.softmax_backward(kt.from_host(y), g_t, axis)),
                      REF.softmax_backward(y, g, axis), **_tol(dtype))
+        row = g[:1]  # a gradient that broadcasts, as the composite formula allows
+        assert_close(kt.to_host(kt.softmax_backward(kt.from_host(y), kt.from_host(row), axis)),
+                     REF.softmax_backward(y, np.broadcast_to(row, shape), axis), **_tol(dtype))
     with pytest.raises(ShapeError):
-        kt.softmax_backward(kt.from_host(a), kt.from_host(np.zeros((1, 2), dtype)), 0)
+        kt.softmax_backward(kt.from_host(a), kt.from_host(np.zeros((1, 7), dtype)), 0)
 
 
 def test_softmax_large_logits_and_views(kt, rng):

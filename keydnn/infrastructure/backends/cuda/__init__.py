@@ -84,8 +84,6 @@ def _build(index: int) -> SimpleNamespace:
     modules = {name: importlib.import_module(f"{__name__}.{name}") for name in _FAMILIES}
     kernels: dict[str, Any] = {}
     for name in KERNELS:
-        if name in composite.COMPOSITE:  # bound below, over this table's own kernels
-            continue
         if name in _LIBRARY_KERNELS:
             module = _LIBRARY_KERNELS[name]
             try:
@@ -101,7 +99,8 @@ def _build(index: int) -> SimpleNamespace:
                 kernels[name] = functools.partial(fn, index) if name in _CREATION else fn
                 break
         else:
-            raise ImportError(f"CUDA backend lacks contract kernel {name!r}")
+            if name not in composite.COMPOSITE:  # a composite kernel no family fuses is bound below, over
+                raise ImportError(f"CUDA backend lacks contract kernel {name!r}")  # this table's own kernels
     tab = composite.bind(SimpleNamespace(
         name=f"cuda:{index}", device=index, native_kernels=tuple(sorted(kernels)), **kernels
     ))

@@ -57,8 +57,15 @@ def log_softmax(a: CudaArray, axis: int) -> CudaArray:
 
 def _softmax_backward(op: str, y: CudaArray, g: CudaArray, axis: int, log: int) -> CudaArray:
     code = _float(op, y)
-    if type(g) is not CudaArray or g.shape != y.shape or g.dtype != y.dtype or g.device != y.device:
-        raise ShapeError(op, "the gradient must match the forward output in shape, dtype and device", y, g)
+    if type(g) is not CudaArray:
+        raise DTypeError(op, f"the gradient must be a CudaArray, got {type(g).__name__}", y)
+    same_device(op, y, g)
+    if g.dtype != y.dtype:  # as the composite formula would: computed in the output's dtype
+        g = astype(g, y.dtype)
+    if g.shape != y.shape:
+        from .layout import broadcast_to
+
+        g = broadcast_to(g, y.shape)  # raises ShapeError for shapes that do not broadcast
     (ax,) = normalize_axes(op, y, int(axis))
     yc, gc = contiguous(y), contiguous(g)
     out = empty(y.shape, y.dtype, y.device)
