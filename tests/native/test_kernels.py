@@ -293,3 +293,25 @@ def test_pool_geometry_fuzz_never_crashes(x, kernel, stride, padding, gy):
             call()
         except ShapeError:
             pass
+
+
+def test_the_native_tables_composite_kernels_run_over_the_native_kernels(monkeypatch):
+    """The whole-sequence LSTM (a composite kernel) must reach the fused native gates: bound over the NumPy
+    table it called NumPy's gates, and the native CPU LSTM never used its own kernels."""
+    from keydnn.infrastructure.backends import composite, native_table, numpy_table
+
+    native, ref = native_table(), numpy_table()
+    for name in composite.COMPOSITE:
+        kernel = getattr(native, name)
+        assert getattr(kernel, "args", (native,))[0] is native, name
+    calls = []
+    gates = native.lstm_gates_forward
+    monkeypatch.setattr(native, "lstm_gates_forward", lambda *a: calls.append(1) or gates(*a))
+    rng = np.random.default_rng(3)
+    t, n, d, h = 5, 3, 4, 6
+    args = [rng.standard_normal(s).astype(np.float32) for s in
+            [(t, n, d), (n, h), (n, h), (d, 4 * h), (h, 4 * h), (4 * h,), (4 * h,)]]
+    out, _ = native.lstm_sequence_forward(*args, False)
+    assert len(calls) == t
+    want, _ = ref.lstm_sequence_forward(*args, False)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)

@@ -48,11 +48,16 @@ def native_table() -> Any | None:
         except (ImportError, OSError, KeyDNNError) as exc:
             _Tables.native_error = str(exc)
             return None
-        merged = dict(vars(numpy_table()))
+        from keydnn.infrastructure.backends import composite
+
+        # The composite kernels (LSTM gates, softmax backward, the whole-sequence recurrent kernels) are bound to
+        # the table they run over: bound again here, so that inside them the native kernels run (the NumPy
+        # table's copies would call NumPy's, and the LSTM sequence would never reach the fused native gates).
+        merged = {k: v for k, v in vars(numpy_table()).items() if k not in composite.COMPOSITE}
         merged.update(overrides)
         merged["name"] = "native"
         merged["native_kernels"] = tuple(sorted(overrides))
-        _Tables.native = slowdown.apply(SimpleNamespace(**merged), _SLOWDOWN)
+        _Tables.native = slowdown.apply(composite.bind(SimpleNamespace(**merged)), _SLOWDOWN)
     return _Tables.native
 
 
