@@ -2,7 +2,12 @@
 // kernels. The pre-activation v (n, 4h) holds gate blocks i, f, g, o with the sigmoid gates' columns already
 // halved (the sequence op folds the 1/2 into its weights), so u = tanh(v) gives sigmoid gates as 0.5 u + 0.5
 // and g = u; this is the contract of lstm_gates_forward / lstm_gates_backward in backends/contract.py.
+//
+// The whole sequence (keydnn_lstm_sequence_forward / _backward): the recurrence of lstm_sequence_forward /
+// _backward (backends/composite_rnn.py) as one call, the per-step GEMM through the cblas_?gemm of the OpenBLAS
+// NumPy already loaded (bound once by keydnn_cpu_bind_gemm), so a step costs no Python at all.
 #include <cmath>
+#include <cstring>
 
 #include "keydnn_cpu.h"
 
@@ -83,9 +88,126 @@ int lstm_backward(const T* dh, const T* dc, const T* u, const T* c_prev, const T
     return KEYDNN_OK;
 }
 
+// cblas_?gemm, LP64 (int) or ILP64 (int64_t) as the loaded OpenBLAS was built; enums are ints in both.
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+using sgemm32 = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using sgemm64 = void (*)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                         int64_t, float, float*, int64_t);
+using dgemm32 = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double,
+                         double*, int);
+using dgemm64 = void (*)(int, int, int, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                         int64_t, double, double*, int64_t);
+struct GemmBinding {
+    void* s = nullptr;
+    void* d = nullptr;
+    int ilp64 = 0;
+} g_gemm;
+
+// Row-major C (m, n) = A (m, k) @ B (k, n) [or B^T with B (n, k)] + beta C.
+inline void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float beta, float* c, int64_t ldc) {
+    const int tb = trans_b ? kTrans : kNoTrans;
+    if (g_gemm.ilp64)
+        reinterpret_cast<sgemm64>(g_gemm.s)(kRowMajor, kNoTrans, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    else
+        reinterpret_cast<sgemm32>(g_gemm.s)(kRowMajor, kNoTrans, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
+                                            (int)ldb, beta, c, (int)ldc);
+}
+inline void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
+                 int64_t ldb, double beta, double* c, int64_t ldc) {
+    const int tb = trans_b ? kTrans : kNoTrans;
+    if (g_gemm.ilp64)
+        reinterpret_cast<dgemm64>(g_gemm.d)(kRowMajor, kNoTrans, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+    else
+        reinterpret_cast<dgemm32>(g_gemm.d)(kRowMajor, kNoTrans, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b,
+                                            (int)ldb, beta, c, (int)ldc);
+}
+template <typename T>
+bool gemm_bound() {
+    return (sizeof(T) == 4 ? g_gemm.s : g_gemm.d) != nullptr;
+}
+
+// gx (steps, n, 4h): every step's input part, scaled; w (h, 4h): W_hh with the sigmoid columns halved.
+// out (steps + 1, n, h): h of every step, then the last c; u (steps, n, 4h), cs and tcs (steps, n, h): what the
+// backward needs. reverse runs the steps from the last to the first.
+template <typename T>
+int lstm_sequence_forward(const T* gx, const T* h0, const T* c0, const T* w, int64_t steps, int64_t n, int64_t h,
+                          int reverse, T* out, T* u, T* cs, T* tcs) {
+    if (!gemm_bound<T>()) return KEYDNN_ERR_INVALID_ARGUMENT;
+    if (!gx || !h0 || !c0 || !w || !out || !u || !cs || !tcs || steps < 1 || n < 1 || h < 1)
+        return KEYDNN_ERR_INVALID_ARGUMENT;
+    const int64_t nh = n * h, ng = n * 4 * h;
+    const T* hp = h0;
+    const T* cp = c0;
+    for (int64_t s = 0; s < steps; ++s) {
+        const int64_t t = reverse ? steps - 1 - s : s;
+        T* v = u + t * ng;  // the pre-activation, then (in place) its tanh
+        std::memcpy(v, gx + t * ng, sizeof(T) * ng);
+        gemm(false, n, 4 * h, h, hp, h, w, 4 * h, T(1), v, 4 * h);
+        const int status = lstm_forward(v, cp, n, h, out + t * nh, cs + t * nh, v, tcs + t * nh);
+        if (status) return status;
+        hp = out + t * nh;
+        cp = cs + t * nh;
+    }
+    std::memcpy(out + steps * nh, cp, sizeof(T) * nh);
+    return KEYDNN_OK;
+}
+
+// g (steps + 1, n, h): dL/dh of every step, then dL/dc of the last. dz (steps, n, 4h): dL/d(scaled
+// pre-activation) of every step; dh0, dc0 (n, h); work (n, h) scratch.
+template <typename T>
+int lstm_sequence_backward(const T* g, const T* u, const T* cs, const T* tcs, const T* c0, const T* w,
+                           int64_t steps, int64_t n, int64_t h, int reverse, T* dz, T* dh0, T* dc0, T* work) {
+    if (!gemm_bound<T>()) return KEYDNN_ERR_INVALID_ARGUMENT;
+    if (!g || !u || !cs || !tcs || !c0 || !w || !dz || !dh0 || !dc0 || !work || steps < 1 || n < 1 || h < 1)
+        return KEYDNN_ERR_INVALID_ARGUMENT;
+    const int64_t nh = n * h, ng = n * 4 * h;
+    T* dh = work;
+    T* dc = dc0;  // dL/dc, carried from step to step in place (lstm_backward reads each element before writing it)
+    std::memcpy(dc, g + steps * nh, sizeof(T) * nh);
+    const T* dz_next = nullptr;
+    for (int64_t s = 0; s < steps; ++s) {
+        const int64_t t = reverse ? s : steps - 1 - s;
+        const int64_t prev = reverse ? t + 1 : t - 1;
+        const T* c_prev = (prev < 0 || prev >= steps) ? c0 : cs + prev * nh;
+        std::memcpy(dh, g + t * nh, sizeof(T) * nh);
+        if (dz_next) gemm(true, n, h, 4 * h, dz_next, 4 * h, w, 4 * h, T(1), dh, h);  // + dz_{next} W^T
+        const int status = lstm_backward(dh, dc, u + t * ng, c_prev, tcs + t * nh, n, h, dz + t * ng, dc);
+        if (status) return status;
+        dz_next = dz + t * ng;
+    }
+    gemm(true, n, h, 4 * h, dz_next, 4 * h, w, 4 * h, T(0), dh0, h);
+    return KEYDNN_OK;
+}
+
 }  // namespace
 
 extern "C" {
+void keydnn_cpu_bind_gemm(void* sgemm, void* dgemm, int ilp64) {
+    g_gemm.s = sgemm;
+    g_gemm.d = dgemm;
+    g_gemm.ilp64 = ilp64;
+}
+int keydnn_lstm_sequence_forward_f32(const float* gx, const float* h0, const float* c0, const float* w,
+                                     int64_t steps, int64_t n, int64_t h, int reverse, float* out, float* u,
+                                     float* cs, float* tcs) {
+    return lstm_sequence_forward(gx, h0, c0, w, steps, n, h, reverse, out, u, cs, tcs);
+}
+int keydnn_lstm_sequence_forward_f64(const double* gx, const double* h0, const double* c0, const double* w,
+                                     int64_t steps, int64_t n, int64_t h, int reverse, double* out, double* u,
+                                     double* cs, double* tcs) {
+    return lstm_sequence_forward(gx, h0, c0, w, steps, n, h, reverse, out, u, cs, tcs);
+}
+int keydnn_lstm_sequence_backward_f32(const float* g, const float* u, const float* cs, const float* tcs,
+                                      const float* c0, const float* w, int64_t steps, int64_t n, int64_t h,
+                                      int reverse, float* dz, float* dh0, float* dc0, float* work) {
+    return lstm_sequence_backward(g, u, cs, tcs, c0, w, steps, n, h, reverse, dz, dh0, dc0, work);
+}
+int keydnn_lstm_sequence_backward_f64(const double* g, const double* u, const double* cs, const double* tcs,
+                                      const double* c0, const double* w, int64_t steps, int64_t n, int64_t h,
+                                      int reverse, double* dz, double* dh0, double* dc0, double* work) {
+    return lstm_sequence_backward(g, u, cs, tcs, c0, w, steps, n, h, reverse, dz, dh0, dc0, work);
+}
 int keydnn_lstm_gates_forward_f32(const float* v, const float* c_prev, int64_t n, int64_t h, float* h_out,
                                   float* c_out, float* u_out, float* tc_out) {
     return lstm_forward(v, c_prev, n, h, h_out, c_out, u_out, tc_out);

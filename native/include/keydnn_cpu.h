@@ -93,6 +93,20 @@ int keydnn_layer_norm_backward_f64(const double* gy, const double* x, const doub
 
 /* recurrent.cpp: one LSTM step's gates. v (n, 4h) pre-activations i, f, g, o with the sigmoid columns halved;
  * outputs h, c, tanh(c) (n, h) and u = tanh(v) (n, 4h). Backward: dh, dc (NULL: zero) (n, h) -> dv, dc_prev. */
+/* recurrent.cpp, the whole LSTM sequence: keydnn_cpu_bind_gemm gives the library cblas_sgemm / cblas_dgemm (ILP64 when
+ * ilp64); without it the sequence entry points return KEYDNN_ERR_INVALID_ARGUMENT. */
+void keydnn_cpu_bind_gemm(void* sgemm, void* dgemm, int ilp64);
+int keydnn_lstm_sequence_forward_f32(const float* gx, const float* h0, const float* c0, const float* w, int64_t steps,
+                                     int64_t n, int64_t h, int reverse, float* out, float* u, float* cs, float* tcs);
+int keydnn_lstm_sequence_forward_f64(const double* gx, const double* h0, const double* c0, const double* w,
+                                     int64_t steps, int64_t n, int64_t h, int reverse, double* out, double* u,
+                                     double* cs, double* tcs);
+int keydnn_lstm_sequence_backward_f32(const float* g, const float* u, const float* cs, const float* tcs,
+                                      const float* c0, const float* w, int64_t steps, int64_t n, int64_t h,
+                                      int reverse, float* dz, float* dh0, float* dc0, float* work);
+int keydnn_lstm_sequence_backward_f64(const double* g, const double* u, const double* cs, const double* tcs,
+                                      const double* c0, const double* w, int64_t steps, int64_t n, int64_t h,
+                                      int reverse, double* dz, double* dh0, double* dc0, double* work);
 int keydnn_lstm_gates_forward_f32(const float* v, const float* c_prev, int64_t n, int64_t h, float* h_out,
                                   float* c_out, float* u_out, float* tc_out);
 int keydnn_lstm_gates_forward_f64(const double* v, const double* c_prev, int64_t n, int64_t h, double* h_out,

@@ -296,22 +296,46 @@ def test_pool_geometry_fuzz_never_crashes(x, kernel, stride, padding, gy):
 
 
 def test_the_native_tables_composite_kernels_run_over_the_native_kernels(monkeypatch):
-    """The whole-sequence LSTM (a composite kernel) must reach the fused native gates: bound over the NumPy
-    table it called NumPy's gates, and the native CPU LSTM never used its own kernels."""
-    from keydnn.infrastructure.backends import composite, native_table, numpy_table
+    """Composite kernels the native library does not replace must run over the native table (bound over the
+    NumPy table, the whole-sequence GRU would call NumPy's kernels, and an LSTM sequence once never reached
+    the fused native gates)."""
+    from keydnn.infrastructure.backends import composite, native_table
 
-    native, ref = native_table(), numpy_table()
+    native = native_table()
     for name in composite.COMPOSITE:
+        if name in native.native_kernels:
+            continue
         kernel = getattr(native, name)
-        assert getattr(kernel, "args", (native,))[0] is native, name
-    calls = []
-    gates = native.lstm_gates_forward
-    monkeypatch.setattr(native, "lstm_gates_forward", lambda *a: calls.append(1) or gates(*a))
-    rng = np.random.default_rng(3)
-    t, n, d, h = 5, 3, 4, 6
-    args = [rng.standard_normal(s).astype(np.float32) for s in
-            [(t, n, d), (n, h), (n, h), (d, 4 * h), (h, 4 * h), (4 * h,), (4 * h,)]]
-    out, _ = native.lstm_sequence_forward(*args, False)
-    assert len(calls) == t
-    want, _ = ref.lstm_sequence_forward(*args, False)
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+        assert kernel.args[0] is native, name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("states", [True, False])
+def test_native_lstm_sequence_matches_the_composite(dtype, reverse, states):
+    """The whole recurrence in one native call (its GEMMs through NumPy's OpenBLAS) against the composite loop
+    over NumPy's kernels: outputs and every gradient, both directions, with and without initial states."""
+    from keydnn.infrastructure.backends import native_table, numpy_table
+    from keydnn.infrastructure.backends.native_cpu import _lib as native_lib
+
+    if native_lib.gemm_library() is None:
+        pytest.skip("NumPy is not on OpenBLAS: the native LSTM sequence runs the composite")
+    native, ref = native_table(), numpy_table()
+    rng = np.random.default_rng(11)
+    t, n, d, h = 9, 4, 5, 6
+    shapes = [(t, n, d), (n, h), (n, h), (d, 4 * h), (h, 4 * h), (4 * h,), (4 * h,)]
+    args = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    if not states:
+        args[1] = args[2] = None
+    out, saved = native.lstm_sequence_forward(*args, reverse)
+    assert saved[0] == "native-lstm-sequence"
+    want, saved_ref = ref.lstm_sequence_forward(*args, reverse)
+    tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(out, want, **tol)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    for got, exp in zip(native.lstm_sequence_backward(saved, g), ref.lstm_sequence_backward(saved_ref, g),
+                        strict=True):
+        if exp is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, exp, **tol)

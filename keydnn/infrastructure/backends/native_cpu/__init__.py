@@ -15,7 +15,7 @@ _KERNELS = {
     conv: ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
     pool: ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"),
     norm: ("batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"),
-    recurrent: ("lstm_gates_forward", "lstm_gates_backward"),
+    recurrent: ("lstm_gates_forward", "lstm_gates_backward", "lstm_sequence_forward", "lstm_sequence_backward"),
 }
 
 

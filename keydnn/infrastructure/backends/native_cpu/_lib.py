@@ -52,10 +52,13 @@ _TYPED: dict[str, list[Any]] = {
     "keydnn_layer_norm_backward": [_P, _P, _P, _P, _P, _I, _I, _P, _P, _P],
     "keydnn_lstm_gates_forward": [_P, _P, _I, _I, _P, _P, _P, _P],
     "keydnn_lstm_gates_backward": [_P, _P, _P, _P, _P, _I, _I, _P, _P],
+    "keydnn_lstm_sequence_forward": [_P, _P, _P, _P, _I, _I, _I, ctypes.c_int, _P, _P, _P, _P],
+    "keydnn_lstm_sequence_backward": [_P, _P, _P, _P, _P, _P, _I, _I, _I, ctypes.c_int, _P, _P, _P, _P],
 }
 _UNTYPED: dict[str, tuple[Any, list[Any]]] = {
     "keydnn_cpu_status_string": (ctypes.c_char_p, [ctypes.c_int]),
     "keydnn_cpu_max_threads": (ctypes.c_int, []),
+    "keydnn_cpu_bind_gemm": (None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]),
     "keydnn_cpu_blas_calls": (ctypes.c_uint64, []),
     "keydnn_cpu_blas_threads": (None, [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t,
                                        ctypes.c_void_p, ctypes.c_int]),
@@ -66,6 +69,7 @@ SUFFIX = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
 class _Loaded:
     lib: Any = None
     path: Path | None = None
+    gemm: str | None = None  # the OpenBLAS bound for the LSTM sequence's GEMMs
 
 
 def library_dir() -> Path:
@@ -117,7 +121,17 @@ def load() -> Any:
         raise NativeLibraryError(LIBRARY, "load", f"{path}: {exc}") from exc
     _Loaded.lib, _Loaded.path = lib, path
     _openblas_lib.install(lib.keydnn_cpu_blas_threads)  # one thread pool for NumPy's BLAS and these kernels
+    gemm = _openblas_lib.gemm_entry_points()  # NumPy's own GEMM, for the LSTM sequence's per-step products
+    if gemm is not None and gemm[0] and gemm[1]:
+        lib.keydnn_cpu_bind_gemm(gemm[0], gemm[1], int(gemm[2]))
+        _Loaded.gemm = gemm[3]
     return lib
+
+
+def gemm_library() -> str | None:
+    """The OpenBLAS whose cblas_?gemm the native LSTM sequence calls, or None (it then runs the composite)."""
+    load()
+    return _Loaded.gemm
 
 
 _address = ctypes.addressof

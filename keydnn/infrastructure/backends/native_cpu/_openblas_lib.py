@@ -72,6 +72,24 @@ def _open(path: str) -> _Library | None:
     return _Library(path, set_callback, get_num_threads)
 
 
+def gemm_entry_points() -> tuple[int, int, bool, str] | None:
+    """(address of cblas_sgemm, of cblas_dgemm, whether they take 64-bit ints, library path) of the first
+    loaded OpenBLAS that has both, for the native LSTM sequence's per-step GEMMs; None when no OpenBLAS is
+    loaded (NumPy built on another BLAS)."""
+    for path in loaded_openblas_paths():
+        try:
+            lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_LAZY)
+        except OSError:
+            continue
+        for prefix in _PREFIXES:
+            for suffix in _SUFFIXES:
+                s, d = (getattr(lib, f"{prefix}cblas_{t}gemm{suffix}", None) for t in "sd")
+                if s is not None and d is not None:
+                    address = ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
+                    return address[0] or 0, address[1] or 0, suffix != "", path
+    return None
+
+
 def _reset_in_child() -> None:
     for library in _installed:
         library.set_callback(None)
