@@ -4,9 +4,10 @@ issue's shapes, and a sweep of T from 16 to 512 that shows whether the time per 
 Each framework runs in its own worker process (KeyDNN's never imports torch, PyTorch's never imports KeyDNN),
 so each runs at its standalone speed; the parent asks them for timed batches in alternating rounds
 (K T K T ...), so a host whose speed drifts slows both alike, and ratios are medians of per-round ratios.
-On CUDA a third worker runs KeyDNN with KEYDNN_CUDNN_RNN=0 (the loop of KeyDNN kernels and cuBLAS that the
-cuDNN RNN path replaces), so both KeyDNN paths stand beside PyTorch; "kernel that ran" is what KeyDNN's
-default worker reports (cudnn-rnn, or keydnn where it falls back, as for GRU-seed).
+On CUDA a third worker runs KeyDNN with KEYDNN_CUDNN_RNN=0 and KEYDNN_FUSED_GRU=0 (the loop of KeyDNN kernels
+and cuBLAS that the cuDNN RNN path and the seed GRU's fused sequence replace), so both KeyDNN paths stand beside
+PyTorch; "kernel that ran" is what KeyDNN's default worker reports (cudnn-rnn; keydnn-fused for GRU-seed,
+gru_seed.cu; keydnn where it falls back). GRU-seed, which PyTorch lacks, is timed against PyTorch's GRU.
 
     python scripts/bench_recurrent.py [--device cpu|cuda:0] [--threads N] [--clock wall|process] [--out FILE]
                                       [--no-fallback]
@@ -64,8 +65,8 @@ def _keydnn_case(kind, steps, batch, features, hidden, device):
 def _torch_case(kind, steps, batch, features, hidden, device):
     import torch
 
-    if kind == "GRU-seed":
-        return None, None  # PyTorch has no reset-before GRU
+    if kind == "GRU-seed":  # PyTorch has no reset-before GRU: its GRU (the same gates and GEMMs) is the yardstick
+        kind = "GRU"
     dev = "cuda" if device.startswith("cuda") else "cpu"
     layer = getattr(torch.nn, kind)(features, hidden).to(dev)
     x = torch.randn(steps, batch, features, device=dev, requires_grad=True)
@@ -82,6 +83,7 @@ def _worker(framework, device, threads, clock_name, conn):
         torch.set_num_threads(threads)
     else:  # read at each call by backends/cuda/rnn.py
         os.environ["KEYDNN_CUDNN_RNN"] = "0" if framework == "keydnn-fallback" else "1"
+        os.environ["KEYDNN_FUSED_GRU"] = "0" if framework == "keydnn-fallback" else "1"
     make = _torch_case if framework == "torch" else _keydnn_case
     step = sync = None
     while True:
@@ -193,7 +195,7 @@ def main() -> None:
                  f"{args.repeats} "
                  "alternating rounds after 2 warm-up calls; ratio = median of per-round KeyDNN/PyTorch "
                  "(p10-p90 in brackets). GRU is reset_after=True (PyTorch's form); GRU-seed is the seed's "
-                 "reset_after=False form, which PyTorch lacks."
+                 "reset_after=False form, which PyTorch lacks: its row compares it with PyTorch's GRU."
                  + (" KeyDNN runs its default path (cuDNN's RNN API where it applies; the kernel that ran says "
                     "which); KeyDNN fallback is the same layer with KEYDNN_CUDNN_RNN=0 (KeyDNN kernels and "
                     "cuBLAS per step). PyTorch's float32 runs with its defaults (TF32 allowed in cuDNN; "

@@ -40,3 +40,16 @@ extern "C" int kd_gemm(const kd_gemm_args *g) {
                         g->stride_a, g->b, g->dtype, g->ldb, g->stride_b, g->beta, g->c, g->dtype, g->ldc,
                         g->stride_c, g->batch, g->compute, g->algo);
 }
+
+namespace kd {
+
+// Row-major C (m, n) = A (m, k) @ op(B) + beta C, op(B) = B (k, n) or (trans_b) B^T with B stored (n, k); host
+// alpha = 1 and beta. In cuBLAS's column-major terms that is C^T = op(B)^T A^T. Returns cuBLAS's status.
+int gemm_rows(void *handle, int dtype, int compute, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+              int64_t lda, const void *b, int64_t ldb, const void *one, const void *beta, void *c, int64_t ldc) {
+  if (g_gemm == nullptr) return kCublasNotInitialized;
+  return g_gemm(handle, trans_b ? 1 : 0, 0, (int)n, (int)m, (int)k, one, b, dtype, (int)ldb, a, dtype, (int)lda,
+                beta, c, dtype, (int)ldc, compute, -1);
+}
+
+}  // namespace kd

@@ -14,6 +14,9 @@ namespace kd {
 
 // Records a message for kd_last_error() and returns `code`.
 int fail(int code, const char *fmt, ...);
+// One cuBLAS GEMM on row-major operands through the bound cublasGemmEx (blas.cu); cuBLAS's status.
+int gemm_rows(void *handle, int dtype, int compute, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+              int64_t lda, const void *b, int64_t ldb, const void *one, const void *beta, void *c, int64_t ldc);
 // KD_OK, or KD_ERR_CUDA with the runtime's message when the last launch failed.
 int check_launch(const char *op);
 // Multiprocessor count of the current device (cached; one count when every device has the same).

@@ -339,7 +339,7 @@ def test_fallbacks(rnn, monkeypatch):
     arrays = _arrays("gru", 3, 2, 3, 4, "float64")
     ts = [Tensor.from_numpy(a, device=DEV) for a in arrays]
     out = rec.gru_sequence(*ts, reset_after=False).to_numpy()
-    assert rnn.last_kernel["gru_sequence_forward"] == rnn.FALLBACK
+    assert rnn.last_kernel["gru_sequence_forward"] == rnn.FUSED  # the seed's form: gru_seed.cu, not cuDNN
     np.testing.assert_allclose(out, specs._gru_ref(*arrays, reset_after=False), rtol=1e-10, atol=1e-12)
     monkeypatch.setenv("KEYDNN_CUDNN_RNN", "0")
     rec.gru_sequence(*ts, reset_after=True)
@@ -347,6 +347,56 @@ def test_fallbacks(rnn, monkeypatch):
     monkeypatch.setenv("KEYDNN_CUDNN_RNN", "1")
     rec.gru_sequence(*ts, reset_after=True)
     assert rnn.last_kernel["gru_sequence_forward"] == rnn.CUDNN, rnn.fallbacks
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("with_h0", [True, False])
+def test_fused_seed_gru_matches_the_composite_loop(rnn, monkeypatch, dtype, case, with_h0):
+    """The seed's GRU (reset_after=False) over the whole sequence in one library call (gru_seed.cu: two GEMMs
+    and two fused kernels a step each way) against the composite loop of KeyDNN kernels: the output and every
+    gradient, both directions, with and without h0."""
+    steps, batch, features, hidden, reverse = case
+    arrays = _arrays("gru", steps, batch, features, hidden, dtype, seed=4)
+    if not with_h0:
+        arrays[1] = None
+    mask = _mask("gru", steps, batch, hidden, dtype, seed=5)
+    results = []
+    for fused in ("1", "0"):
+        monkeypatch.setenv("KEYDNN_FUSED_GRU", fused)
+        ts = [None if a is None else Tensor.from_numpy(a, device=DEV, requires_grad=True) for a in arrays]
+        out = rec.gru_sequence(*ts, reverse=reverse, reset_after=False)
+        (out * Tensor.from_numpy(mask, device=DEV)).sum().backward()
+        want = rnn.FUSED if fused == "1" else rnn.FALLBACK
+        assert rnn.last_kernel["gru_sequence_forward"] == want
+        assert rnn.last_kernel["gru_sequence_backward"] == want
+        results.append([out.to_numpy()] + [t.grad.to_numpy() for t in ts if t is not None])
+    for got, ref in zip(*results, strict=True):
+        _close(got, ref, dtype, "fused seed GRU vs composite")
+
+
+def test_fused_seed_gru_layers_and_stacks(rnn, monkeypatch):
+    """The layer (two layers, bidirectional, batch_first) on the fused path matches the same layer on the
+    composite loop, and on the CPU."""
+    monkeypatch.setenv("KEYDNN_CUDNN_RNN", "1")
+    rng = np.random.default_rng(8)
+    layer = Bidirectional(GRU(5, 7, num_layers=2, batch_first=True, dtype="float64"))
+    x_np = rng.standard_normal((3, 6, 5))
+    outs = []
+    for device, fused in (("cuda:0", "1"), ("cuda:0", "0"), ("cpu", "1")):
+        monkeypatch.setenv("KEYDNN_FUSED_GRU", fused)
+        layer.to(device)
+        for p in layer.parameters():
+            p.grad = None
+        x = Tensor.from_numpy(x_np, device=device, requires_grad=True)
+        y = layer(x)
+        (y * y).sum().backward()
+        outs.append([y.to_numpy(), x.grad.to_numpy()] + [p.grad.to_numpy() for p in layer.parameters()])
+        if device == "cuda:0" and fused == "1":
+            assert rnn.last_kernel["gru_sequence_backward"] == rnn.FUSED
+    for a, b, c in zip(*outs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-11)
 
 
 def test_bad_input_still_raises_keydnn_errors(rnn, monkeypatch):

@@ -237,18 +237,28 @@ def gru_sequence_backward(k: Any, saved: Any, g: Any) -> tuple:
         else:
             dh = k.add(dh_prev, k.matmul(dzr, w_t))
         dgxs[t] = k.concatenate([dzr, dan], 1)
-    dgx = k.multiply(k.stack(dgxs, 0), m)
-    dx, dw_ih, db_ih = _project_backward(k, x, w_ih, dgx)
+    dgx_raw = k.stack(dgxs, 0)
+    if not reset_after:
+        dx, dw_ih, db_ih, dw_hh = gru_seed_weight_grads(k, x, h0, w_ih, m, out, dgx_raw, k.stack(extra, 0), reverse)
+        return dx, dh, dw_ih, dw_hh, db_ih if has_bih else None, db_ih if has_bhh else None
+    dx, dw_ih, db_ih = _project_backward(k, x, w_ih, k.multiply(dgx_raw, m))
     prev_states = _previous(k, h0, out, reverse)
-    if reset_after:
-        dgh_all = k.stack(dghs, 0)
-        dw_hh = k.multiply(_weight_grad(k, prev_states, dgh_all), m)
-        db_hh = k.multiply(k.sum(k.reshape(dgh_all, (steps * x.shape[1], 3 * n)), (0,), False), m)
-    else:
-        dgx_raw = k.stack(dgxs, 0)
-        dzr_all = k.getitem(dgx_raw, (_ALL, _ALL, slice(0, 2 * n)))
-        dan_all = k.getitem(dgx_raw, (_ALL, _ALL, slice(2 * n, 3 * n)))
-        dw_hh = k.concatenate([k.multiply(_weight_grad(k, prev_states, k.ascontiguousarray(dzr_all)), 0.5),
-                               _weight_grad(k, k.stack(extra, 0), k.ascontiguousarray(dan_all))], 1)
-        db_hh = db_ih
+    dgh_all = k.stack(dghs, 0)
+    dw_hh = k.multiply(_weight_grad(k, prev_states, dgh_all), m)
+    db_hh = k.multiply(k.sum(k.reshape(dgh_all, (steps * x.shape[1], 3 * n)), (0,), False), m)
     return dx, dh, dw_ih, dw_hh, db_ih if has_bih else None, db_hh if has_bhh else None
+
+
+def gru_seed_weight_grads(k: Any, x: Any, h0: Any, w_ih: Any, m: Any, out: Any, dgx_raw: Any, extra_all: Any,
+                          reverse: bool) -> tuple[Any, Any, Any, Any]:
+    """dx, dW_ih, db (b_ih's and b_hh's: both sit in the input part) and dW_hh of the seed's GRU from
+    dgx_raw (T, N, 3H), the gradients of every step's (z/2, r/2, candidate) pre-activations, and extra_all
+    (T, N, H), every step's r * h_prev (also used by the fused CUDA path, backends/cuda/rnn.py)."""
+    n = h0.shape[1]
+    dx, dw_ih, db_ih = _project_backward(k, x, w_ih, k.multiply(dgx_raw, m))
+    prev_states = _previous(k, h0, out, reverse)
+    dzr_all = k.getitem(dgx_raw, (_ALL, _ALL, slice(0, 2 * n)))
+    dan_all = k.getitem(dgx_raw, (_ALL, _ALL, slice(2 * n, 3 * n)))
+    dw_hh = k.concatenate([k.multiply(_weight_grad(k, prev_states, k.ascontiguousarray(dzr_all)), 0.5),
+                           _weight_grad(k, extra_all, k.ascontiguousarray(dan_all))], 1)
+    return dx, dw_ih, db_ih, dw_hh

@@ -110,6 +110,19 @@ def set_stream(stream: int, device: int) -> None:
         _bind_workspace(device, entry[0], stream)
 
 
+def gemm_setup(device: int, dtype: np.dtype) -> tuple[int, int]:
+    """(cuBLAS handle, compute type) a GEMM in ``dtype`` on ``device`` runs with (as matmul's): for the
+    library's own loops that call cuBLAS (the seed GRU's sequence, gru_seed.cu)."""
+    code = _DTYPES[np.dtype(dtype)]
+    tf32 = _tf32 and code == _cublas.CUDA_R_32F
+    if code == _cublas.CUDA_R_32F:
+        compute = _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F
+    else:
+        compute = _cublas.COMPUTE_64F
+    _cudart.set_device(device)
+    return _handle(device, _cublas.TF32_TENSOR_OP_MATH if tf32 else _cublas.DEFAULT_MATH), compute
+
+
 def _layout(rows: int, cols: int, rs: int, cs: int) -> tuple[int, int] | None:
     """(cuBLAS op, leading dim) for a row-major (rows, cols) view with element strides (rs, cs), or None.
 

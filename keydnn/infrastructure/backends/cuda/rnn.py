@@ -35,12 +35,12 @@ import numpy as np
 from keydnn.domain.errors import DeviceNotSupportedError, NativeLibraryError
 from keydnn.infrastructure.backends import composite_rnn
 
-from . import _cudart, _cudnn, _cudnn_rnn, blas, storage
+from . import _cudart, _cudnn, _cudnn_rnn, _lib, blas, storage
 from .elementwise import copy_strided
 from .rnn_layout import GATES, PARAMS, WeightLayout, lin_layer_ids
 from .storage import CudaArray
 
-CUDNN, FALLBACK = "cudnn-rnn", "keydnn"
+CUDNN, FUSED, FALLBACK = "cudnn-rnn", "keydnn-fused", "keydnn"
 SEQUENCE_KERNELS = tuple(f"{cell}_sequence_{way}" for cell in ("rnn", "lstm", "gru")
                          for way in ("forward", "backward"))
 _DTYPES = {np.dtype(np.float32): _cudnn.DATA_FLOAT, np.dtype(np.float64): _cudnn.DATA_DOUBLE}
@@ -54,6 +54,11 @@ fallbacks: dict[tuple, str] = {}  # configuration -> why cuDNN did not take it
 def _note(kernel: str, what: str) -> None:
     """Record which implementation ran (report/kernels.py wraps this to label its traces)."""
     last_kernel[kernel] = what
+
+
+def fused_gru_enabled() -> bool:
+    """KEYDNN_FUSED_GRU=0 keeps the seed's GRU on the composite loop (parity tests, benchmarks)."""
+    return os.environ.get("KEYDNN_FUSED_GRU", "1") != "0"
 
 
 def enabled() -> bool:
@@ -394,12 +399,83 @@ def lstm_sequence_backward(k: Any, saved: Any, g: Any) -> tuple:
     return composite_rnn.lstm_sequence_backward(k, saved, g)
 
 
+@dataclass
+class _SeedSaved:
+    """What the fused seed-GRU backward needs (all contiguous, time order)."""
+
+    x: CudaArray
+    h0: CudaArray
+    w_ih: CudaArray
+    w: CudaArray  # W_hh[:, :2H] / 2
+    w_n: CudaArray  # W_hh[:, 2H:]
+    m: CudaArray
+    out: CudaArray  # (T, N, H)
+    zrs: CudaArray  # (T, N, 2H)
+    ns: CudaArray  # (T, N, H)
+    es: CudaArray  # (T, N, H): r * h_prev
+    reverse: bool
+    has_bih: bool
+    has_bhh: bool
+
+
+def _seed_gru_forward(k: Any, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
+                      reverse: bool) -> tuple[CudaArray, _SeedSaved] | None:
+    """The seed's GRU over the whole sequence in one call of the library (gru_seed.cu), or None when the
+    operands are not its to take (the composite then runs and raises as usual)."""
+    if not fused_gru_enabled() or not _usable("gru", x, (h0,), (w_ih, w_hh, b_ih, b_hh)):
+        return None
+    op = "gru_sequence_forward"
+    steps, batch, _ = x.shape
+    hidden = w_hh.shape[0]
+    if w_hh.ndim != 2 or w_hh.shape[1] != 3 * hidden or (h0 is not None and h0.shape != (batch, hidden)):
+        return None
+    dtype, device = x.dtype, x.device
+    h0 = composite_rnn._zeros_like_state(k, x, hidden) if h0 is None else storage.contiguous(h0)
+    m = composite_rnn._gate_scale(k, hidden, (True, True, False), dtype)
+    w = k.ascontiguousarray(k.multiply(k.getitem(w_hh, (slice(None), slice(0, 2 * hidden))), 0.5))
+    w_n = k.ascontiguousarray(k.getitem(w_hh, (slice(None), slice(2 * hidden, 3 * hidden))))
+    gx = storage.contiguous(composite_rnn._project(k, x, w_ih, composite_rnn._bias_sum(k, b_ih, b_hh), m))
+    out = storage.empty((steps, batch, hidden), dtype, device)
+    zrs = storage.empty((steps, batch, 2 * hidden), dtype, device)
+    ns, es = (storage.empty((steps, batch, hidden), dtype, device) for _ in range(2))
+    gh, gn = storage.empty((batch, 2 * hidden), dtype, device), storage.empty((batch, hidden), dtype, device)
+    handle, compute = blas.gemm_setup(device, dtype)
+    _lib.check(_lib.lib.kd_gru_seed_forward(storage.DTYPE_CODES[dtype], handle, compute, gx.ptr, h0.ptr, w.ptr,
+                                            w_n.ptr, steps, batch, hidden, int(bool(reverse)), out.ptr, zrs.ptr,
+                                            ns.ptr, es.ptr, gh.ptr, gn.ptr), op)
+    _note(op, FUSED)
+    return out, _SeedSaved(x, h0, w_ih, w, w_n, m, out, zrs, ns, es, bool(reverse), b_ih is not None,
+                           b_hh is not None)
+
+
+def _seed_gru_backward(k: Any, s: _SeedSaved, g: CudaArray) -> tuple:
+    op = "gru_sequence_backward"
+    steps, batch, hidden = s.out.shape
+    dtype, device = s.out.dtype, s.out.device
+    g = storage.contiguous(g if g.dtype == dtype else k.astype(g, dtype))
+    dgx = storage.empty((steps, batch, 3 * hidden), dtype, device)
+    dh0, dz, drh, ca, cb = (storage.empty((batch, hidden), dtype, device) for _ in range(5))
+    handle, compute = blas.gemm_setup(device, dtype)
+    _lib.check(_lib.lib.kd_gru_seed_backward(storage.DTYPE_CODES[dtype], handle, compute, g.ptr, s.h0.ptr,
+                                             s.out.ptr, s.zrs.ptr, s.ns.ptr, s.w.ptr, s.w_n.ptr, steps, batch,
+                                             hidden, int(s.reverse), dgx.ptr, dh0.ptr, dz.ptr, drh.ptr, ca.ptr,
+                                             cb.ptr), op)
+    dx, dw_ih, db, dw_hh = composite_rnn.gru_seed_weight_grads(k, s.x, s.h0, s.w_ih, s.m, s.out, dgx, s.es,
+                                                               s.reverse)
+    _note(op, FUSED)
+    return dx, dh0, dw_ih, dw_hh, db if s.has_bih else None, db if s.has_bhh else None
+
+
 def gru_sequence_forward(k: Any, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool,
                          reset_after: bool) -> tuple[Any, Any]:
     if reset_after:  # cuDNN's GRU is this form; the seed's reset-before form has no cuDNN counterpart
         done = _forward(k, "gru", "gru_sequence_forward", x, h0, None, (w_ih, w_hh, b_ih, b_hh), reverse)
         if done is not None:
             return done
+    else:
+        fused = _seed_gru_forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+        if fused is not None:
+            return fused
     _note("gru_sequence_forward", FALLBACK)
     return composite_rnn.gru_sequence_forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, reverse, reset_after)
 
@@ -407,6 +483,8 @@ def gru_sequence_forward(k: Any, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: An
 def gru_sequence_backward(k: Any, saved: Any, g: Any) -> tuple:
     if type(saved) is _Saved:
         return _backward("gru_sequence_backward", saved, g)
+    if type(saved) is _SeedSaved:
+        return _seed_gru_backward(k, saved, g)
     _note("gru_sequence_backward", FALLBACK)
     return composite_rnn.gru_sequence_backward(k, saved, g)
 
