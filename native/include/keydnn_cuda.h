@@ -133,6 +133,15 @@ int kd_arange(int dtype, void *out, kd_scalar start, kd_scalar step, int64_t n);
 int kd_blas_bind(void *gemm_ex, void *gemm_strided_batched_ex);
 int kd_gemm(const kd_gemm_args *args);
 
+/* gru_seed.cu: the seed's GRU (reset before the recurrent product) over a whole sequence; `handle` is a cuBLAS
+ * handle, `compute` a cublasComputeType_t; the arrays are contiguous, laid out as composite_rnn.py's. */
+int kd_gru_seed_forward(int dtype, void *handle, int compute, const void *gx, const void *h0, const void *w,
+                        const void *wn, int64_t steps, int64_t n, int64_t h, int reverse, void *out, void *zrs,
+                        void *ns, void *es, void *gh, void *gn);
+int kd_gru_seed_backward(int dtype, void *handle, int compute, const void *g, const void *h0, const void *out,
+                         const void *zrs, const void *ns, const void *w, const void *wn, int64_t steps, int64_t n,
+                         int64_t h, int reverse, void *dgx, void *dh0, void *dz, void *drh, void *ca, void *cb);
+
 /* reductions over the middle axis of a contiguous (outer, k, inner) array; out is (outer, inner) */
 int64_t kd_reduce_workspace(int op, int dtype, int64_t outer, int64_t k, int64_t inner);
 int kd_reduce(int op, int dtype, void *out, const void *a, int64_t outer, int64_t k, int64_t inner,
