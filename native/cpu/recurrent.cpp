@@ -8,6 +8,7 @@
 // NumPy already loaded (bound once by keydnn_cpu_bind_gemm), so a step costs no Python at all.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "keydnn_cpu.h"
 
@@ -51,7 +52,7 @@ int lstm_forward(const T* v, const T* c_prev, int64_t n, int64_t h, T* h_out, T*
         T* tr = tc_out + r * h;
         T* hr = h_out + r * h;
         for (int64_t j = 0; j < h; ++j) {
-            const T i = half * ur[j] + half, f = half * ur[h + j] + half, o = half * ur[3 * h + j] + half;
+            const T i = half * ur[j] + half, f = half * ur[h + j] + half;
             const T c = f * cp[j] + i * ur[2 * h + j];
             cr[j] = c;
             tr[j] = tanh_of(c);
@@ -104,23 +105,18 @@ struct GemmBinding {
 } g_gemm;
 
 // Row-major C (m, n) = A (m, k) @ B (k, n) [or B^T with B (n, k)] + beta C.
-inline void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                 int64_t ldb, float beta, float* c, int64_t ldc) {
+template <typename T>
+inline void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+                 T beta, T* c, int64_t ldc) {
+    using lp64 = std::conditional_t<sizeof(T) == 4, sgemm32, dgemm32>;
+    using ilp64 = std::conditional_t<sizeof(T) == 4, sgemm64, dgemm64>;
+    void* fn = sizeof(T) == 4 ? g_gemm.s : g_gemm.d;
     const int tb = trans_b ? kTrans : kNoTrans;
     if (g_gemm.ilp64)
-        reinterpret_cast<sgemm64>(g_gemm.s)(kRowMajor, kNoTrans, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+        reinterpret_cast<ilp64>(fn)(kRowMajor, kNoTrans, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
     else
-        reinterpret_cast<sgemm32>(g_gemm.s)(kRowMajor, kNoTrans, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
-                                            (int)ldb, beta, c, (int)ldc);
-}
-inline void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
-                 int64_t ldb, double beta, double* c, int64_t ldc) {
-    const int tb = trans_b ? kTrans : kNoTrans;
-    if (g_gemm.ilp64)
-        reinterpret_cast<dgemm64>(g_gemm.d)(kRowMajor, kNoTrans, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
-    else
-        reinterpret_cast<dgemm32>(g_gemm.d)(kRowMajor, kNoTrans, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b,
-                                            (int)ldb, beta, c, (int)ldc);
+        reinterpret_cast<lp64>(fn)(kRowMajor, kNoTrans, tb, (int)m, (int)n, (int)k, T(1), a, (int)lda, b, (int)ldb,
+                                   beta, c, (int)ldc);
 }
 template <typename T>
 bool gemm_bound() {
