@@ -193,3 +193,28 @@ extern "C" int kd_layer_norm_backward(int dtype, void *gx, void *ggamma, void *g
     });
   return kd::check_launch("layer_norm_backward");
 }
+
+// Batch norm's running statistics after a training step, in place (PyTorch's convention: the running variance
+// follows the unbiased batch variance): rm = (1 - m) rm + m mean, rv = (1 - m) rv + m (1/invstd^2 - eps) unbias.
+// One launch instead of the dozen elementwise ops it took over Tensors.
+namespace {
+template <typename T>
+__global__ void bn_running_update(T *rm, T *rv, const T *mean, const T *invstd, int64_t c, double momentum,
+                                  double eps, double unbias) {
+  KD_GRID_STRIDE(i, c) {
+    const double m = momentum, inv = (double)invstd[i];
+    const double var = (1.0 / (inv * inv) - eps) * unbias;
+    rm[i] = T((1.0 - m) * (double)rm[i] + m * (double)mean[i]);
+    rv[i] = T((1.0 - m) * (double)rv[i] + m * var);
+  }
+}
+}  // namespace
+
+extern "C" int kd_batch_norm_running_update(int dtype, void *rm, void *rv, const void *mean, const void *invstd,
+                                            int64_t c, double momentum, double eps, double unbias) {
+  if (c == 0) return KD_OK;
+  KD_DISPATCH_FLOAT(dtype, "batch_norm_running_update",
+    kd::launch(bn_running_update<scalar_t>, kd::grid_for(c), kd::kThreads, (scalar_t *)rm, (scalar_t *)rv,
+               (const scalar_t *)mean, (const scalar_t *)invstd, c, momentum, eps, unbias));
+  return kd::check_launch("batch_norm_running_update");
+}

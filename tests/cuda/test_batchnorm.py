@@ -138,3 +138,23 @@ def test_matches_torch(shape, dtype, rng):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_running_update_matches_the_numpy_reference(dtype, rng):
+    """One kernel updates the running statistics in place, as the NumPy kernel (PyTorch's convention)."""
+    from keydnn.infrastructure.backends import cuda, numpy_table
+
+    kt, ref = cuda.table(0), numpy_table()
+    c = 37
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
+    mean, invstd = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
+    d_rm, d_rv = kt.from_host(rm), kt.from_host(rv)
+    kt.batch_norm_running_update(d_rm, d_rv, kt.from_host(mean), kt.from_host(invstd), 0.1, 1e-5, 96)
+    ref.batch_norm_running_update(rm, rv, mean, invstd, 0.1, 1e-5, 96)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(kt.to_host(d_rm), rm, rtol=tol)
+    np.testing.assert_allclose(kt.to_host(d_rv), rv, rtol=tol)
+    with pytest.raises(ShapeError):
+        kt.batch_norm_running_update(d_rm, kt.from_host(rv[:5]), kt.from_host(mean), kt.from_host(invstd), 0.1,
+                                     1e-5, 96)

@@ -85,6 +85,8 @@ KERNELS: dict[str, str] = {
     # normalisation over every axis but 1 (batch norm) or the trailing n axes (layer norm)
     "batch_norm_forward": "(x, gamma, beta, eps) -> (y, mean (C,), invstd (C,))",
     "batch_norm_backward": "(gy, x, gamma, mean, invstd) -> (gx, ggamma, gbeta)",
+    "batch_norm_running_update": "(running_mean, running_var, mean, invstd, momentum, eps, n) -> None, in place: "
+                                 "rm = (1 - m) rm + m mean; rv = (1 - m) rv + m (1 / invstd^2 - eps) n / (n - 1)",
     "layer_norm_forward": "(x, gamma, beta, n_axes, eps) -> (y, mean, invstd) (mean/invstd keepdims)",
     "layer_norm_backward": "(gy, x, gamma, mean, invstd, n_axes) -> (gx, ggamma, gbeta)",
     # one LSTM step's gates (backends/composite.py writes them over the primitives; native CPU fuses them).

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
-from keydnn.domain.errors import ArgumentError, ShapeError
-from keydnn.infrastructure.autograd import no_grad
+from keydnn.domain.errors import ArgumentError, DeviceMismatchError, ShapeError
+from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.norm import batch_norm, layer_norm
 from keydnn.infrastructure.parameter import Parameter
@@ -67,16 +67,15 @@ class _BatchNorm(Module):
         return y + self.beta.reshape(shape) if self.beta is not None else y
 
     def _update_running(self, x: Tensor, mean: Any, invstd: Any) -> None:
-        # PyTorch's convention: the running variance is the unbiased batch variance.
-        n = x.numel() // x.shape[1]
-        with no_grad():
-            batch_mean = Tensor._make(mean, x.device, False, None)
-            batch_var = (1.0 / (Tensor._make(invstd, x.device, False, None) ** 2) - self.eps) * (
-                n / max(n - 1, 1)
-            )
-            m = self.momentum
-            self.running_mean.copy_from(self.running_mean * (1 - m) + batch_mean * m)
-            self.running_var.copy_from(self.running_var * (1 - m) + batch_var * m)
+        # PyTorch's convention: the running variance is the unbiased batch variance. One kernel, in place.
+        rm, rv = self.running_mean, self.running_var
+        if rm.device != x.device or rm.dtype != x.dtype:
+            raise DeviceMismatchError(type(self).__name__, f"running statistics on {rm.device} ({rm.dtype}), "
+                                      f"input on {x.device} ({x.dtype}): move the module with .to()", rm, x)
+        kernels_for(x.device).batch_norm_running_update(rm._data, rv._data, mean, invstd, self.momentum, self.eps,
+                                                         x.numel() // x.shape[1])
+        rm._version += 1
+        rv._version += 1
 
     def get_config(self) -> dict[str, Any]:
         ref = self.running_mean

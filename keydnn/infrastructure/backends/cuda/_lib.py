@@ -146,6 +146,8 @@ _SIGNATURES: dict[str, tuple] = {
     "kd_dropout_mask": (_INT, [_INT, _P, _I64, _D, _c.c_uint64]),
     "kd_softmax": (_INT, [_INT, _P, _P, _I64, _I64, _I64, _INT]),
     "kd_softmax_backward": (_INT, [_INT, _P, _P, _P, _I64, _I64, _I64, _INT]),
+    "kd_batch_norm_running_update": (_INT, [_INT, _P, _P, _P, _P, _I64, ctypes.c_double, ctypes.c_double,
+                                            ctypes.c_double]),
     # dtype, cuBLAS handle, compute type, gx, h0, w, wn, T, N, H, reverse, out, zrs, ns, es, gh, gn
     "kd_gru_seed_forward": (_INT, [_INT, _P, _INT, _P, _P, _P, _P, _I64, _I64, _I64, _INT] + [_P] * 6),
     # dtype, handle, compute, g, h0, out, zrs, ns, w, wn, T, N, H, reverse, dgx, dh0, dz, drh, ca, cb

@@ -232,6 +232,21 @@ def _norm_params(op: str, x: CudaArray, n_axes: int, *params: CudaArray | None) 
     return x.size // cols if cols else 0, cols
 
 
+def batch_norm_running_update(running_mean: CudaArray, running_var: CudaArray, mean: CudaArray, invstd: CudaArray,
+                              momentum: float, eps: float, n: int) -> None:
+    op = "batch_norm_running_update"
+    code = _float(op, running_mean)
+    arrays = (running_mean, running_var, mean, invstd)
+    if any(type(a) is not CudaArray or a.shape != running_mean.shape or a.dtype != running_mean.dtype
+           or not a.is_contiguous for a in arrays):
+        raise ShapeError(op, "running statistics and batch statistics must be contiguous (C,) arrays of one dtype",
+                         *arrays)
+    same_device(op, *arrays)
+    _check(_lib.lib.kd_batch_norm_running_update(code, running_mean.ptr, running_var.ptr, mean.ptr, invstd.ptr,
+                                                 running_mean.size, float(momentum), float(eps),
+                                                 n / max(n - 1, 1)), op)
+
+
 def layer_norm_forward(
     x: CudaArray, gamma: CudaArray | None, beta: CudaArray | None, n_axes: int, eps: float
 ) -> tuple[CudaArray, CudaArray, CudaArray]:

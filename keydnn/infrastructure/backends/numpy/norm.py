@@ -58,6 +58,14 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray
     return y, mean, invstd
 
 
+def batch_norm_running_update(running_mean: np.ndarray, running_var: np.ndarray, mean: np.ndarray,
+                              invstd: np.ndarray, momentum: float, eps: float, n: int) -> None:
+    """PyTorch's running statistics, in place: the variance is the unbiased batch variance."""
+    var = (1.0 / (invstd.astype(np.float64) ** 2) - eps) * (n / max(n - 1, 1))
+    running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+    running_var[...] = (1 - momentum) * running_var + momentum * var
+
+
 def batch_norm_backward(gy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None, mean: np.ndarray,
                         invstd: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     op = "batch_norm_backward"
