@@ -1,5 +1,6 @@
-"""asv benchmarks of whole workloads: training steps (the seed's MLP, LeNet and README CNN, an LSTM), the
-seed's Conv2d shape, one tiny op (dispatch overhead) and ``import keydnn``. Builders live in keydnn.bench."""
+"""asv benchmarks of whole workloads: training steps (the seed's MLP, LeNet and README CNN, an LSTM; MLP and
+LeNet also replayed as CUDA graphs), the seed's Conv2d shape, one tiny op (dispatch overhead) and
+``import keydnn``. Builders live in keydnn.bench."""
 
 from __future__ import annotations
 
@@ -76,6 +77,37 @@ class TrainingStep(_Stepped):
 
     peakmem_step.skip_params = [p for p in itertools.product(*params) if p[0] == "cuda"]
     track_step_cuda_seconds.skip_params = [p for p in itertools.product(*params) if p[0] != "cuda"]
+    track_step_cuda_seconds.unit = "seconds"
+
+
+class GraphedTrainingStep(_Stepped):
+    """TrainingStep's MLP and LeNet steps replayed as one CUDA graph each (keydnn.cuda.make_graphed_step, one
+    eager warm-up step, one capture): the host cost per op gone. CUDA only."""
+
+    params = [["cuda"], ["mlp", "lenet"]]
+    param_names = ["backend", "workload"]
+
+    def setup(self, backend: str, workload: str) -> None:
+        make = _builder(workload)
+
+        def graphed(device: str):
+            import keydnn.cuda
+
+            return keydnn.cuda.make_graphed_step(make(device), warmup=1)
+        self._prepare(backend, graphed)
+
+    def teardown(self, *params) -> None:
+        step = getattr(self, "_step", None)
+        if step is not None and hasattr(step, "reset"):
+            step.reset()  # the graph and its pool go before the next parameter set
+        super().teardown(*params)
+
+    def time_step(self, backend: str, workload: str) -> None:
+        self._run()
+
+    def track_step_cuda_seconds(self, backend: str, workload: str) -> float:
+        return self._cuda_seconds()
+
     track_step_cuda_seconds.unit = "seconds"
 
 
