@@ -99,9 +99,19 @@ sign = _unary(np.sign)
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    # exp of a non-positive argument only, so large |a| neither overflows nor loses precision.
-    e = np.exp(-np.abs(a))
-    return _arr(np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False))
+    # exp of a non-positive argument only, so large |a| neither overflows nor loses precision:
+    # e = exp(-|a|), r = 1 / (1 + e) = sigmoid(|a|), e r = sigmoid(-|a|); the sign picks one without np.where
+    # (which took 4 ms of a 1M-element call's 10 here: a random mask defeats its branch prediction).
+    e, r = np.empty_like(a), np.empty_like(a)  # arrays even for 0-d input (ufuncs return scalars there)
+    np.abs(a, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.add(e, 1.0, out=r)
+    np.reciprocal(r, out=r)
+    np.multiply(e, r, out=e)
+    np.subtract(r, e, out=r)  # sigmoid(|a|) - sigmoid(-|a|), added back where a >= 0
+    np.multiply(r, a >= 0, out=r)
+    return _arr(np.add(e, r, out=e))
 
 
 def relu(a: np.ndarray) -> np.ndarray:
