@@ -26,6 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from keydnn.bench.events import BatchTimer, batch_timer  # noqa: E402
+
 EMB = (50000, 256, 64 * 128)  # table rows, width, lookups (a batch of 64 sequences of 128 tokens)
 SOFTMAX = (8192, 8192)
 BN = (64, 256, 32, 32)
@@ -49,10 +51,8 @@ def _data():
     }
 
 
-def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[], object], int], float]]:
+def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], BatchTimer]:
     from keydnn import Tensor
-    from keydnn.infrastructure.backends import cuda
-    from keydnn.infrastructure.backends.cuda._cudart import Event
     from keydnn.nn import BatchNorm2d, Conv2d, Module, ReLU
     from keydnn.optim import SGD
 
@@ -94,20 +94,10 @@ def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[
         block(xr).mean().backward()
         opt.step()
 
-    fns = dict(zip(ROWS, (embedding, softmax, batchnorm, step), strict=True))
-
-    def timer(fn: Callable[[], object], calls: int) -> float:
-        cuda.synchronize(0)
-        start, end = Event(), Event()
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        return start.elapsed_ms(end) / calls
-    return fns, timer
+    return dict(zip(ROWS, (embedding, softmax, batchnorm, step), strict=True)), batch_timer("keydnn")
 
 
-def _torch_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[], object], int], float]]:
+def _torch_rows() -> tuple[dict[str, Callable[[], object]], BatchTimer]:
     import torch
     nn = torch.nn
 
@@ -150,18 +140,7 @@ def _torch_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[
         block(xr).mean().backward()
         opt.step()
 
-    fns = dict(zip(ROWS, (embedding, softmax, batchnorm, step), strict=True))
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-    def timer(fn: Callable[[], object], calls: int) -> float:
-        torch.cuda.synchronize()
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / calls
-    return fns, timer
+    return dict(zip(ROWS, (embedding, softmax, batchnorm, step), strict=True)), batch_timer("torch")
 
 
 def _serve(framework: str, calls: int) -> None:

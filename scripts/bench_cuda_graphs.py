@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from keydnn.bench.events import batch_timer  # noqa: E402
 from keydnn.bench.harness import publish, stamp_line  # noqa: E402
 from keydnn.bench.workloads import (  # noqa: E402
     keydnn_lenet_step,
@@ -32,36 +33,10 @@ from keydnn.bench.workloads import (  # noqa: E402
 Timer = Callable[[Callable[[], Any], int], float]
 
 
-def _keydnn_timer() -> Timer:
-    from keydnn.infrastructure.backends import cuda
-    from keydnn.infrastructure.backends.cuda._cudart import Event
-
-    start, end = Event(), Event()
-
-    def time(fn: Callable[[], Any], steps: int) -> float:
-        cuda.synchronize(0)
-        start.record()
-        for _ in range(steps):
-            fn()
-        end.record()
-        return start.elapsed_ms(end) * 1e3 / steps  # us per step
-    return time
-
-
-def _torch_timer() -> Timer:
-    import torch
-
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-    def time(fn: Callable[[], Any], steps: int) -> float:
-        torch.cuda.synchronize()
-        start.record()
-        for _ in range(steps):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) * 1e3 / steps
-    return time
+def _us_per_step(framework: str) -> Timer:
+    """keydnn.bench.events.batch_timer in microseconds per step."""
+    timer = batch_timer(framework)
+    return lambda fn, steps: timer(fn, steps) * 1e3
 
 
 def _torch_rows(kind: str) -> dict[str, Callable[[], Any]]:
@@ -128,9 +103,9 @@ def main() -> None:
                     help="one framework's rows (each in its own process; by default both, interleaved)")
     args = ap.parse_args()
 
-    kd_time = _keydnn_timer()
+    kd_time = _us_per_step("keydnn")
     try:
-        torch_time: Timer | None = _torch_timer() if args.only != "keydnn" else None
+        torch_time: Timer | None = _us_per_step("torch") if args.only != "keydnn" else None
     except ImportError:
         torch_time = None
     lines = ["# A whole training step as one CUDA graph: KeyDNN and PyTorch, eager and replayed", "",

@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from keydnn.bench.events import BatchTimer, batch_timer  # noqa: E402
+
 F = 4  # bytes per float32
 N = 64 * 2**20  # elements of the elementwise problems (256 MiB per array)
 R, C = 8192, 8192  # rows x columns of the row-wise problems
@@ -74,9 +76,8 @@ WHY = {
 }
 
 
-def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[], object], int], float]]:
+def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], BatchTimer]:
     from keydnn.infrastructure.backends import cuda
-    from keydnn.infrastructure.backends.cuda import _cudart
 
     kt = cuda.table(0)
     f32 = np.float32
@@ -127,19 +128,10 @@ def _keydnn_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[
         "gather rows (embedding)": lambda: kt.getitem(table, (idx,)),
         "scatter-add rows (its backward)": lambda: kt.index_add((V, D), f32, (idx,), rows_g),
     }
-
-    def timer(fn: Callable[[], object], calls: int) -> float:
-        cuda.synchronize(0)
-        start, end = _cudart.Event(), _cudart.Event()
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        return start.elapsed_ms(end) / calls
-    return fns, timer
+    return fns, batch_timer("keydnn")
 
 
-def _torch_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[], object], int], float]]:
+def _torch_rows() -> tuple[dict[str, Callable[[], object]], BatchTimer]:
     import torch
 
     aten = torch.ops.aten
@@ -200,17 +192,7 @@ def _torch_rows() -> tuple[dict[str, Callable[[], object]], Callable[[Callable[[
         "gather rows (embedding)": lambda: table.index_select(0, idx),
         "scatter-add rows (its backward)": lambda: torch.zeros(V, D, device=dev).index_add_(0, idx, rows_g),
     }
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-    def timer(fn: Callable[[], object], calls: int) -> float:
-        torch.cuda.synchronize()
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / calls
-    return fns, timer
+    return fns, batch_timer("torch")
 
 
 def worker(framework: str, calls: int, batches: int) -> dict[str, float]:
