@@ -4,6 +4,7 @@ that made it. Operators and math methods are one-line calls into ``keydnn.infras
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -212,7 +213,7 @@ class Tensor:
         return None if self._node is None else self._node.fn.__name__
 
     def numel(self) -> int:
-        return int(np.prod(self._data.shape, dtype=np.int64))
+        return math.prod(self._data.shape)
 
     def __len__(self) -> int:
         if not self._data.shape:
