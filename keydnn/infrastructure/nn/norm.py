@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from keydnn.domain.device._device import CPU, Device
-from keydnn.domain.errors import ArgumentError, DeviceMismatchError, ShapeError
+from keydnn.domain.errors import ArgumentError, DeviceMismatchError, DTypeError, ShapeError
 from keydnn.infrastructure.backends import kernels_for
 from keydnn.infrastructure.nn.module import Module
 from keydnn.infrastructure.ops.norm import batch_norm, layer_norm
@@ -69,9 +69,11 @@ class _BatchNorm(Module):
     def _update_running(self, x: Tensor, mean: Any, invstd: Any) -> None:
         # PyTorch's convention: the running variance is the unbiased batch variance. One kernel, in place.
         rm, rv = self.running_mean, self.running_var
-        if rm.device != x.device or rm.dtype != x.dtype:
-            raise DeviceMismatchError(type(self).__name__, f"running statistics on {rm.device} ({rm.dtype}), "
-                                      f"input on {x.device} ({x.dtype}): move the module with .to()", rm, x)
+        if rm.device != x.device:
+            raise DeviceMismatchError(type(self).__name__, f"running statistics on {rm.device}, input on "
+                                      f"{x.device}: move the module with .to()", rm, x)
+        if rm.dtype != x.dtype:
+            raise DTypeError(type(self).__name__, f"running statistics are {rm.dtype}, the input {x.dtype}", rm, x)
         kernels_for(x.device).batch_norm_running_update(rm._data, rv._data, mean, invstd, self.momentum, self.eps,
                                                          x.numel() // x.shape[1])
         rm._version += 1

@@ -111,9 +111,9 @@ def set_stream(stream: int, device: int) -> None:
 
 
 def gemm_setup(device: int, dtype: np.dtype) -> tuple[int, int]:
-    """(cuBLAS handle, compute type) a GEMM in ``dtype`` on ``device`` runs with (as matmul's): for the
-    library's own loops that call cuBLAS (the seed GRU's sequence, gru_seed.cu)."""
-    code = _DTYPES[np.dtype(dtype)]
+    """(cuBLAS handle, compute type) a GEMM in ``dtype`` on ``device`` runs with: matmul's, and the library's
+    own loops that call cuBLAS (the seed GRU's sequence, gru_seed.cu)."""
+    code = _DTYPES[dtype]
     tf32 = _tf32 and code == _cublas.CUDA_R_32F
     if code == _cublas.CUDA_R_32F:
         compute = _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F
@@ -217,13 +217,7 @@ def _gemm(a: CudaArray, b: CudaArray, out: CudaArray, op_a: int, op_b: int, lda:
     if max(m, n, k, lda, ldb, inner[0]) > _INT_MAX:
         raise ShapeError("matmul", "a matrix dimension or batch exceeds cuBLAS's 32-bit limit", a, b)
     dtype = _DTYPES[a.dtype]
-    tf32 = _tf32 and dtype == _cublas.CUDA_R_32F
-    if dtype == _cublas.CUDA_R_32F:
-        compute = _cublas.COMPUTE_32F_FAST_TF32 if tf32 else _cublas.COMPUTE_32F
-    else:
-        compute = _cublas.COMPUTE_64F
-    _cudart.set_device(a.device)
-    handle = _handle(a.device, _cublas.TF32_TENSOR_OP_MATH if tf32 else _cublas.DEFAULT_MATH)
+    handle, compute = gemm_setup(a.device, a.dtype)
     one, zero = _cublas.ONE_ZERO[dtype]
     # column-major: C^T (n x m) = op(B^T) (n x k) @ op(A^T) (k x m)
     record = _lib.pack_gemm(handle, one, zero, b.ptr + offs[1], a.ptr + offs[0], out.ptr + offs[2],
