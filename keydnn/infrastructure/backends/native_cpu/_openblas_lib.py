@@ -49,13 +49,18 @@ def loaded_openblas_paths() -> list[str]:
     return paths
 
 
-def _symbol(lib: Any, base: str) -> Any | None:
+def _lookup(lib: Any, base: str) -> tuple[Any | None, str]:
+    """(the function, the ILP64 suffix it was found with) of ``base`` under any of the builds' spellings."""
     for prefix in _PREFIXES:
         for suffix in _SUFFIXES:
             fn = getattr(lib, prefix + base + suffix, None)
             if fn is not None:
-                return fn
-    return None
+                return fn, suffix
+    return None, ""
+
+
+def _symbol(lib: Any, base: str) -> Any | None:
+    return _lookup(lib, base)[0]
 
 
 def _open(path: str) -> _Library | None:
@@ -81,12 +86,10 @@ def gemm_entry_points() -> tuple[int, int, bool, str] | None:
             lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_LAZY)
         except OSError:
             continue
-        for prefix in _PREFIXES:
-            for suffix in _SUFFIXES:
-                s, d = (getattr(lib, f"{prefix}cblas_{t}gemm{suffix}", None) for t in "sd")
-                if s is not None and d is not None:
-                    address = ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
-                    return address[0] or 0, address[1] or 0, suffix != "", path
+        (s, suffix), (d, d_suffix) = _lookup(lib, "cblas_sgemm"), _lookup(lib, "cblas_dgemm")
+        if s is not None and d is not None and suffix == d_suffix:
+            address = ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
+            return address[0] or 0, address[1] or 0, suffix != "", path
     return None
 
 
